@@ -1,0 +1,16 @@
+"""Test settings: the base settings with fast hashing and no HTTPS redirect."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "kartoteka-tests-only-not-a-secret")
+os.environ.setdefault("DEBUG", "false")
+
+from config.settings.base import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SECURE_SSL_REDIRECT = False
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"]["BACKEND"] = (  # noqa: F405
+    "django.contrib.staticfiles.storage.StaticFilesStorage"
+)
+LANGUAGE_CODE = "pl"

@@ -1,0 +1,408 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Cast, Upper
+from django.db.models.lookups import Regex
+from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
+
+from customers.validators import (
+    normalize_phone,
+    normalize_postcode,
+    validate_nip,
+    validate_phone,
+)
+
+currency_validator = RegexValidator(
+    r"^[A-Z]{3}$", _("Use a three-letter ISO 4217 code, e.g. PLN."), "invalid_currency"
+)
+
+
+class Store(models.Model):
+    """A sales channel of the business: a shop, a marketplace account, a branch."""
+
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    domain = models.CharField(_("domain"), max_length=255, blank=True)
+    currency = models.CharField(
+        _("currency"),
+        max_length=3,
+        default=settings.DEFAULT_CURRENCY,
+        validators=[currency_validator],
+    )
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default="pl"
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("store")
+        verbose_name_plural = _("stores")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[A-Z]{3}$"), name="store_currency_iso"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    name = models.CharField(_("name"), max_length=64)
+    color = models.CharField(
+        _("colour"),
+        max_length=7,
+        default="#64748b",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$")],
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Upper("name"), name="tag_name_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AttributeDefinition(models.Model):
+    """A custom customer attribute defined by staff; values live in Customer.attributes."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        DATE = "date", _("Date")
+        BOOLEAN = "boolean", _("Yes/no")
+        CHOICE = "choice", _("Choice")
+
+    code = models.SlugField(
+        _("code"),
+        max_length=64,
+        unique=True,
+        help_text=_("Key under which the value is stored; lower case, no spaces."),
+    )
+    label = models.CharField(_("label"), max_length=120)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    choices = ArrayField(
+        models.CharField(max_length=120),
+        verbose_name=_("choices"),
+        default=list,
+        blank=True,
+        help_text=_("Allowed values for a choice attribute, comma-separated."),
+    )
+    multiple = models.BooleanField(
+        _("several values allowed"),
+        default=False,
+        help_text=_("A choice attribute may hold several of its choices."),
+    )
+    help_text = models.CharField(_("help text"), max_length=255, blank=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("custom attribute")
+        verbose_name_plural = _("custom attributes")
+        ordering = ["position", "label"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="choice", choices__len__gt=0) | ~Q(kind="choice"),
+                name="attribute_choice_has_choices",
+            ),
+            models.CheckConstraint(
+                condition=Q(multiple=False) | Q(kind="choice"),
+                name="attribute_multiple_only_for_choice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class CustomerQuerySet(models.QuerySet):
+    def buyers(self) -> CustomerQuerySet:
+        """Customers who have placed at least one order."""
+        return self.filter(status=Customer.Status.BUYER)
+
+    def leads(self) -> CustomerQuerySet:
+        """Customers known to us who have not ordered yet."""
+        return self.filter(status=Customer.Status.LEAD)
+
+    def in_store(self, store: Store) -> CustomerQuerySet:
+        """Customers with an identity in the given store."""
+        return self.filter(
+            Exists(
+                CustomerIdentity.objects.filter(customer=OuterRef("pk"), store=store)
+            )
+        )
+
+    def with_tag(self, tag: Tag) -> CustomerQuerySet:
+        """Customers carrying the given tag."""
+        return self.filter(tags=tag)
+
+    def by_email(self, email: str) -> CustomerQuerySet:
+        """Customers whose email matches, case-insensitively (uses the unique index)."""
+        return self.filter(email__iexact=email)
+
+    def search(self, query: str) -> CustomerQuerySet:
+        """Customers matching one search box: email, phone, name or order number.
+
+        Each word must match the email, first name, last name or company; a query that
+        parses as a phone number also matches the phone, and any query matches the
+        number or external id of the customer's orders.
+        """
+        query = (query or "").strip()
+        if not query:
+            return self
+        condition = Q()
+        for word in query.split():
+            condition &= (
+                Q(email__icontains=word)
+                | Q(first_name__icontains=word)
+                | Q(last_name__icontains=word)
+                | Q(company__icontains=word)
+            )
+        digits = "".join(ch for ch in query if ch.isdigit())
+        if len(digits) >= 6:
+            try:
+                condition |= Q(phone=normalize_phone(query))
+            except Exception:  # noqa: BLE001, S110 - not a phone number, search on
+                pass
+            condition |= Q(phone__contains=digits)
+        # Orders are referenced by name: customers sits left of orders in the layering.
+        condition |= Q(pk__in=_order_customer_ids(query))
+        return self.filter(condition)
+
+
+def _order_customer_ids(query: str):
+    from django.apps import apps
+
+    order_model = apps.get_model("orders", "Order")
+    return order_model.objects.filter(
+        Q(number__iexact=query) | Q(external_id=query)
+    ).values("customer_id")
+
+
+class Customer(models.Model):
+    class Status(models.TextChoices):
+        LEAD = "lead", _("Lead")
+        BUYER = "buyer", _("Buyer")
+
+    class Gender(models.TextChoices):
+        FEMALE = "female", _("Female")
+        MALE = "male", _("Male")
+        OTHER = "other", _("Other")
+        UNKNOWN = "", _("Not given")
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("Email")
+        SMS = "sms", _("SMS")
+        PHONE = "phone", _("Phone")
+        POST = "post", _("Post")
+
+    first_name = models.CharField(_("first name"), max_length=150, blank=True)
+    last_name = models.CharField(_("last name"), max_length=150, blank=True)
+    email = models.EmailField(_("email"), max_length=254, null=True, blank=True)
+    phone = models.CharField(
+        _("phone"), max_length=16, blank=True, validators=[validate_phone]
+    )
+    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    gender = models.CharField(
+        _("gender"), max_length=8, choices=Gender.choices, blank=True, default=""
+    )
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default="pl"
+    )
+    company = models.CharField(_("company"), max_length=200, blank=True)
+    nip = models.CharField(_("NIP"), max_length=10, blank=True, validators=[validate_nip])
+    preferred_channels = ArrayField(
+        models.CharField(max_length=8, choices=Channel.choices),
+        verbose_name=_("preferred channels"),
+        default=list,
+        blank=True,
+    )
+    acquisition_source = models.CharField(_("acquisition source"), max_length=100, blank=True)
+    acquisition_medium = models.CharField(_("acquisition medium"), max_length=100, blank=True)
+    acquisition_campaign = models.CharField(
+        _("acquisition campaign"), max_length=200, blank=True
+    )
+    acquisition_keyword = models.CharField(
+        _("acquisition keyword"), max_length=200, blank=True
+    )
+    last_device = models.CharField(_("device last seen"), max_length=32, blank=True)
+    last_os = models.CharField(_("OS last seen"), max_length=64, blank=True)
+    last_browser = models.CharField(_("browser last seen"), max_length=64, blank=True)
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.LEAD
+    )
+    attributes = models.JSONField(_("custom attributes"), default=dict, blank=True)
+    tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="customers")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        ordering = ["-created_at"]
+        constraints = [
+            # Upper(), not Lower(): Django's iexact/icontains compare UPPER(), so the
+            # same expression serves the constraint and every case-insensitive lookup.
+            models.UniqueConstraint(Upper("email"), name="customer_email_ci_unique"),
+            models.CheckConstraint(
+                condition=Q(email__isnull=True) | ~Q(email=""), name="customer_email_not_blank"
+            ),
+            models.CheckConstraint(
+                condition=Q(phone="") | Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"),
+                name="customer_phone_e164",
+            ),
+            models.CheckConstraint(
+                condition=Q(nip="") | Q(nip__regex=r"^[0-9]{10}$"), name="customer_nip_digits"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["lead", "buyer"]), name="customer_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(gender__in=["", "female", "male", "other"]),
+                name="customer_gender_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["phone"], name="customer_phone_idx"),
+            models.Index(fields=["-created_at"], name="customer_created_idx"),
+            models.Index(fields=["updated_at"], name="customer_updated_idx"),
+            models.Index(fields=["status", "-created_at"], name="customer_status_idx"),
+            GinIndex(
+                OpClass(Upper("email"), name="gin_trgm_ops"), name="customer_email_trgm"
+            ),
+            GinIndex(
+                OpClass(Upper("last_name"), name="gin_trgm_ops"),
+                name="customer_last_name_trgm",
+            ),
+            GinIndex(
+                OpClass(Upper("first_name"), name="gin_trgm_ops"),
+                name="customer_first_name_trgm",
+            ),
+            GinIndex(
+                OpClass(Upper("company"), name="gin_trgm_ops"), name="customer_company_trgm"
+            ),
+            GinIndex(OpClass("phone", name="gin_trgm_ops"), name="customer_phone_trgm"),
+            GinIndex(fields=["attributes"], name="customer_attributes_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email or self.phone or f"#{self.pk}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class CustomerIdentity(models.Model):
+    """The customer's id in one store's platform: how the shop refers to them."""
+
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="identities"
+    )
+    external_id = models.CharField(_("external id"), max_length=100)
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="identities",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("customer identity")
+        verbose_name_plural = _("customer identities")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "external_id"], name="identity_store_external_id_unique"
+            ),
+            models.CheckConstraint(
+                condition=~Q(external_id=""), name="identity_external_id_not_blank"
+            ),
+        ]
+        indexes = [models.Index(fields=["customer"], name="identity_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.store.code}:{self.external_id}"
+
+
+class Address(models.Model):
+    class Kind(models.TextChoices):
+        BILLING = "billing", _("Billing")
+        SHIPPING = "shipping", _("Shipping")
+
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="addresses",
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    is_default = models.BooleanField(_("default"), default=False)
+    first_name = models.CharField(_("first name"), max_length=150, blank=True)
+    last_name = models.CharField(_("last name"), max_length=150, blank=True)
+    company = models.CharField(_("company"), max_length=200, blank=True)
+    street = models.CharField(_("street and number"), max_length=255)
+    street2 = models.CharField(_("address line 2"), max_length=255, blank=True)
+    postcode = models.CharField(_("postcode"), max_length=16)
+    city = models.CharField(_("city"), max_length=100)
+    region = models.CharField(_("region"), max_length=100, blank=True)
+    country = CountryField(_("country"), default="PL")
+    phone = models.CharField(
+        _("phone"), max_length=16, blank=True, validators=[validate_phone]
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("address")
+        verbose_name_plural = _("addresses")
+        ordering = ["kind", "-is_default", "-updated_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "kind"],
+                condition=Q(is_default=True),
+                name="address_one_default_per_kind",
+            ),
+            models.CheckConstraint(
+                condition=~Q(country="PL") | Q(postcode__regex=r"^[0-9]{2}-[0-9]{3}$"),
+                name="address_postcode_pl",
+            ),
+            models.CheckConstraint(
+                # CountryField has no regex lookup; compare the column as plain text.
+                condition=Q(Regex(Cast("country", models.CharField()), r"^[A-Z]{2}$")),
+                name="address_country_iso",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["billing", "shipping"]), name="address_kind_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "kind"], name="address_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.street}, {self.postcode} {self.city}, {self.country.code}"
+
+    def clean(self) -> None:
+        if self.postcode and self.country:
+            try:
+                self.postcode = normalize_postcode(self.postcode, str(self.country))
+            except ValidationError as error:
+                raise ValidationError({"postcode": error}) from None

@@ -1,0 +1,108 @@
+"""Staff roles: which model permissions each job needs.
+
+Groups are created by data migrations. Each app grants its own models' permissions in
+a migration of its own (``grant_role_permissions``), so a later app extends the roles
+without touching earlier ones. A role sees a staff page or admin page only through
+these permissions.
+"""
+
+from __future__ import annotations
+
+SUPPORT = "Support"
+MARKETING = "Marketing"
+MANAGER = "Manager"
+DATA_PROTECTION_OFFICER = "Data protection officer"
+ROLES = (SUPPORT, MARKETING, MANAGER, DATA_PROTECTION_OFFICER)
+
+ALL = ("view", "add", "change", "delete")
+
+# app label -> role -> model -> actions
+CUSTOMERS_PERMISSIONS = {
+    SUPPORT: {
+        "customer": ("view", "add", "change"),
+        "address": ("view", "add", "change", "delete"),
+        "customeridentity": ("view",),
+        "tag": ("view",),
+        "attributedefinition": ("view",),
+        "store": ("view",),
+    },
+    MARKETING: {
+        "customer": ("view",),
+        "address": ("view",),
+        "tag": ALL,
+        "attributedefinition": ("view",),
+        "store": ("view",),
+    },
+    MANAGER: {
+        "customer": ALL,
+        "address": ALL,
+        "customeridentity": ALL,
+        "tag": ALL,
+        "attributedefinition": ALL,
+        "store": ALL,
+    },
+    DATA_PROTECTION_OFFICER: {
+        "customer": ("view", "change"),
+        "address": ("view", "change", "delete"),
+        "customeridentity": ("view",),
+        "tag": ("view",),
+        "attributedefinition": ("view",),
+        "store": ("view",),
+    },
+}
+
+ORDERS_PERMISSIONS = {
+    SUPPORT: {
+        "order": ("view",),
+        "orderline": ("view",),
+        "product": ("view",),
+        "category": ("view",),
+    },
+    MARKETING: {
+        "order": ("view",),
+        "orderline": ("view",),
+        "product": ("view",),
+        "category": ("view",),
+    },
+    MANAGER: {"order": ALL, "orderline": ALL, "product": ALL, "category": ALL},
+    DATA_PROTECTION_OFFICER: {"order": ("view",), "orderline": ("view",)},
+}
+
+
+def grant_role_permissions(apps, app_label: str, table: dict) -> None:
+    """Create the role groups if needed and grant them ``table``'s permissions.
+
+    Meant for data migrations: permissions are normally created after migrations
+    run, so this creates the app's permissions first.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    app_config = apps.get_app_config(app_label)
+    # Migration state app configs are stubs; create_permissions only needs the flag.
+    app_config.models_module = True
+    create_permissions(app_config, apps=apps, verbosity=0)
+    app_config.models_module = None
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    for role, models in table.items():
+        group, _ = group_model.objects.get_or_create(name=role)
+        codenames = [f"{action}_{model}" for model, actions in models.items() for action in actions]
+        permissions = permission_model.objects.filter(
+            content_type__app_label=app_label, codename__in=codenames
+        )
+        missing = set(codenames) - set(permissions.values_list("codename", flat=True))
+        if missing:
+            raise LookupError(f"Unknown permissions for {app_label}: {sorted(missing)}")
+        group.permissions.add(*permissions)
+
+
+def revoke_role_permissions(apps, app_label: str, table: dict) -> None:
+    """Undo ``grant_role_permissions`` for one app (reverse migrations)."""
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    for role in table:
+        group = group_model.objects.filter(name=role).first()
+        if group:
+            group.permissions.remove(
+                *permission_model.objects.filter(content_type__app_label=app_label)
+            )

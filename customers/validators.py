@@ -1,0 +1,138 @@
+"""Normalisers and validators for customer data.
+
+Each ``normalize_*`` function returns the canonical form or raises
+``ValidationError`` with a code, so that the API, imports, admin and staff pages all
+report bad input the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.utils.translation import gettext_lazy as _
+from django_countries import countries
+
+_email_validator = EmailValidator()
+POSTCODE_PL_RE = re.compile(r"^\d{2}-\d{3}$")
+NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
+
+
+def normalize_email(value: str) -> str:
+    """Trim, lower-case the domain and validate; the local part keeps its case."""
+    value = (value or "").strip()
+    local, sep, domain = value.rpartition("@")
+    if not sep or not local or not domain:
+        raise ValidationError(
+            _("Enter a valid email address."), code="invalid_email", params={"value": value}
+        )
+    value = f"{local}@{domain.lower()}"
+    try:
+        _email_validator(value)
+    except ValidationError:
+        raise ValidationError(
+            _("Enter a valid email address."), code="invalid_email", params={"value": value}
+        ) from None
+    return value
+
+
+def normalize_phone(value: str, region: str | None = None) -> str:
+    """Parse a phone number written any common way and return it in E.164."""
+    region = region or settings.PHONENUMBER_DEFAULT_REGION
+    raw = (value or "").strip()
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise ValidationError(
+            _("Enter a valid phone number, e.g. +48 601 234 567."),
+            code="invalid_phone",
+            params={"value": raw},
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def format_phone(value: str) -> str:
+    """Format an E.164 number for people: national for Polish, international otherwise."""
+    if not value:
+        return ""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return value
+    fmt = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if phonenumbers.region_code_for_number(number)
+        == settings.PHONENUMBER_DEFAULT_REGION
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(number, fmt)
+
+
+def normalize_country(value: str) -> str:
+    """Return the ISO 3166-1 alpha-2 code for a code or an English/Polish name."""
+    raw = (value or "").strip()
+    code = countries.by_name(raw) or raw.upper()
+    if code == "UK":
+        code = "GB"
+    if code not in countries:
+        raise ValidationError(
+            _("Enter a valid ISO country code, e.g. PL."),
+            code="invalid_country",
+            params={"value": raw},
+        )
+    return code
+
+
+def normalize_postcode(value: str, country: str) -> str:
+    """Trim a postcode; Polish ones must be NN-NNN (NNNNN is accepted and reformatted)."""
+    raw = (value or "").strip()
+    if country != "PL":
+        return raw.upper()
+    if re.fullmatch(r"\d{5}", raw):
+        raw = f"{raw[:2]}-{raw[2:]}"
+    if not POSTCODE_PL_RE.fullmatch(raw):
+        raise ValidationError(
+            _("Enter a Polish postcode in the form NN-NNN, e.g. 00-950."),
+            code="invalid_postcode",
+            params={"value": raw},
+        )
+    return raw
+
+
+def normalize_nip(value: str) -> str:
+    """Return a Polish tax number (NIP) as ten digits, checking its checksum."""
+    raw = (value or "").strip()
+    digits = re.sub(r"[\s-]", "", raw)
+    if digits.upper().startswith("PL"):
+        digits = digits[2:]
+    if not re.fullmatch(r"\d{10}", digits) or (
+        sum(int(d) * w for d, w in zip(digits, NIP_WEIGHTS, strict=False)) % 11
+        != int(digits[9])
+    ):
+        raise ValidationError(
+            _("Enter a valid ten-digit NIP."), code="invalid_nip", params={"value": raw}
+        )
+    return digits
+
+
+def validate_postcode_pl(value: str) -> None:
+    """Model-field validator for Polish postcodes."""
+    normalize_postcode(value, "PL")
+
+
+def validate_nip(value: str) -> None:
+    """Model-field validator for NIP."""
+    normalize_nip(value)
+
+
+def validate_phone(value: str) -> None:
+    """Model-field validator: the value must be a valid number already in E.164."""
+    if normalize_phone(value) != value:
+        raise ValidationError(
+            _("Store phone numbers in E.164, e.g. +48601234567."), code="invalid_phone"
+        )
