@@ -14,3 +14,9 @@ STORAGES["staticfiles"]["BACKEND"] = (  # noqa: F405
     "django.contrib.staticfiles.storage.StaticFilesStorage"
 )
 LANGUAGE_CODE = "pl"
+
+# Parallel checkouts (or developers) sharing one server can keep their test databases
+# apart by name.
+DATABASES["default"]["TEST"] = {  # noqa: F405
+    "NAME": env("TEST_DATABASE_NAME", default="test_kartoteka")  # noqa: F405
+}

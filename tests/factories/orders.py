@@ -26,7 +26,9 @@ class ProductFactory(DjangoModelFactory):
     external_id = factory.Sequence(lambda n: f"P{n}")
     sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
     name = factory.Sequence(lambda n: f"Produkt {n}")
-    category = factory.SubFactory(CategoryFactory, store=factory.SelfAttribute("..store"))
+    category = factory.SubFactory(
+        CategoryFactory, store=factory.SelfAttribute("..store")
+    )
     price = Decimal("49.99")
 
 
@@ -51,7 +53,9 @@ class OrderLineFactory(DjangoModelFactory):
         model = OrderLine
 
     order = factory.SubFactory(OrderFactory)
-    product = factory.SubFactory(ProductFactory, store=factory.SelfAttribute("..order.store"))
+    product = factory.SubFactory(
+        ProductFactory, store=factory.SelfAttribute("..order.store")
+    )
     sku = factory.SelfAttribute("product.sku")
     name = factory.SelfAttribute("product.name")
     category = factory.SelfAttribute("product.category")
