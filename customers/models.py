@@ -79,7 +79,7 @@ class Tag(models.Model):
 
 
 class AttributeDefinition(models.Model):
-    """A custom customer attribute defined by staff; values live in Customer.attributes."""
+    """A custom attribute defined by staff; values live in Customer.attributes."""
 
     class Kind(models.TextChoices):
         TEXT = "text", _("Text")
@@ -214,7 +214,10 @@ class Customer(models.Model):
 
     first_name = models.CharField(_("first name"), max_length=150, blank=True)
     last_name = models.CharField(_("last name"), max_length=150, blank=True)
-    email = models.EmailField(_("email"), max_length=254, null=True, blank=True)
+    # NULL, not "", when absent: the case-insensitive unique index skips NULLs.
+    email = models.EmailField(  # noqa: DJ001
+        _("email"), max_length=254, null=True, blank=True
+    )
     phone = models.CharField(
         _("phone"), max_length=16, blank=True, validators=[validate_phone]
     )
@@ -226,15 +229,21 @@ class Customer(models.Model):
         _("language"), max_length=8, choices=settings.LANGUAGES, default="pl"
     )
     company = models.CharField(_("company"), max_length=200, blank=True)
-    nip = models.CharField(_("NIP"), max_length=10, blank=True, validators=[validate_nip])
+    nip = models.CharField(
+        _("NIP"), max_length=10, blank=True, validators=[validate_nip]
+    )
     preferred_channels = ArrayField(
         models.CharField(max_length=8, choices=Channel.choices),
         verbose_name=_("preferred channels"),
         default=list,
         blank=True,
     )
-    acquisition_source = models.CharField(_("acquisition source"), max_length=100, blank=True)
-    acquisition_medium = models.CharField(_("acquisition medium"), max_length=100, blank=True)
+    acquisition_source = models.CharField(
+        _("acquisition source"), max_length=100, blank=True
+    )
+    acquisition_medium = models.CharField(
+        _("acquisition medium"), max_length=100, blank=True
+    )
     acquisition_campaign = models.CharField(
         _("acquisition campaign"), max_length=200, blank=True
     )
@@ -248,7 +257,9 @@ class Customer(models.Model):
         _("status"), max_length=8, choices=Status.choices, default=Status.LEAD
     )
     attributes = models.JSONField(_("custom attributes"), default=dict, blank=True)
-    tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="customers")
+    tags = models.ManyToManyField(
+        Tag, verbose_name=_("tags"), blank=True, related_name="customers"
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
@@ -264,14 +275,16 @@ class Customer(models.Model):
             # same expression serves the constraint and every case-insensitive lookup.
             models.UniqueConstraint(Upper("email"), name="customer_email_ci_unique"),
             models.CheckConstraint(
-                condition=Q(email__isnull=True) | ~Q(email=""), name="customer_email_not_blank"
+                condition=Q(email__isnull=True) | ~Q(email=""),
+                name="customer_email_not_blank",
             ),
             models.CheckConstraint(
                 condition=Q(phone="") | Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"),
                 name="customer_phone_e164",
             ),
             models.CheckConstraint(
-                condition=Q(nip="") | Q(nip__regex=r"^[0-9]{10}$"), name="customer_nip_digits"
+                condition=Q(nip="") | Q(nip__regex=r"^[0-9]{10}$"),
+                name="customer_nip_digits",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["lead", "buyer"]), name="customer_status_valid"
@@ -298,7 +311,8 @@ class Customer(models.Model):
                 name="customer_first_name_trgm",
             ),
             GinIndex(
-                OpClass(Upper("company"), name="gin_trgm_ops"), name="customer_company_trgm"
+                OpClass(Upper("company"), name="gin_trgm_ops"),
+                name="customer_company_trgm",
             ),
             GinIndex(OpClass("phone", name="gin_trgm_ops"), name="customer_phone_trgm"),
             GinIndex(fields=["attributes"], name="customer_attributes_gin"),
@@ -316,7 +330,10 @@ class CustomerIdentity(models.Model):
     """The customer's id in one store's platform: how the shop refers to them."""
 
     store = models.ForeignKey(
-        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="identities"
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.PROTECT,
+        related_name="identities",
     )
     external_id = models.CharField(_("external id"), max_length=100)
     customer = models.ForeignKey(
@@ -332,7 +349,8 @@ class CustomerIdentity(models.Model):
         verbose_name_plural = _("customer identities")
         constraints = [
             models.UniqueConstraint(
-                fields=["store", "external_id"], name="identity_store_external_id_unique"
+                fields=["store", "external_id"],
+                name="identity_store_external_id_unique",
             ),
             models.CheckConstraint(
                 condition=~Q(external_id=""), name="identity_external_id_not_blank"
@@ -395,7 +413,9 @@ class Address(models.Model):
                 condition=Q(kind__in=["billing", "shipping"]), name="address_kind_valid"
             ),
         ]
-        indexes = [models.Index(fields=["customer", "kind"], name="address_customer_idx")]
+        indexes = [
+            models.Index(fields=["customer", "kind"], name="address_customer_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.street}, {self.postcode} {self.city}, {self.country.code}"

@@ -86,7 +86,11 @@ def grant_role_permissions(apps, app_label: str, table: dict) -> None:
     permission_model = apps.get_model("auth", "Permission")
     for role, models in table.items():
         group, _ = group_model.objects.get_or_create(name=role)
-        codenames = [f"{action}_{model}" for model, actions in models.items() for action in actions]
+        codenames = [
+            f"{action}_{model}"
+            for model, actions in models.items()
+            for action in actions
+        ]
         permissions = permission_model.objects.filter(
             content_type__app_label=app_label, codename__in=codenames
         )

@@ -27,14 +27,18 @@ def normalize_email(value: str) -> str:
     local, sep, domain = value.rpartition("@")
     if not sep or not local or not domain:
         raise ValidationError(
-            _("Enter a valid email address."), code="invalid_email", params={"value": value}
+            _("Enter a valid email address."),
+            code="invalid_email",
+            params={"value": value},
         )
     value = f"{local}@{domain.lower()}"
     try:
         _email_validator(value)
     except ValidationError:
         raise ValidationError(
-            _("Enter a valid email address."), code="invalid_email", params={"value": value}
+            _("Enter a valid email address."),
+            code="invalid_email",
+            params={"value": value},
         ) from None
     return value
 
@@ -57,7 +61,7 @@ def normalize_phone(value: str, region: str | None = None) -> str:
 
 
 def format_phone(value: str) -> str:
-    """Format an E.164 number for people: national for Polish, international otherwise."""
+    """Format E.164 for people: national for Polish numbers, else international."""
     if not value:
         return ""
     try:
@@ -89,7 +93,7 @@ def normalize_country(value: str) -> str:
 
 
 def normalize_postcode(value: str, country: str) -> str:
-    """Trim a postcode; Polish ones must be NN-NNN (NNNNN is accepted and reformatted)."""
+    """Trim a postcode; a Polish one must be NN-NNN (NNNNN is reformatted)."""
     raw = (value or "").strip()
     if country != "PL":
         return raw.upper()

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -392,3 +393,24 @@ def order_set_status(
         setattr(order, time_field, at or timezone.now())
         order.save(update_fields=["status", time_field, "updated_at"])
     return True
+
+
+def customer_statuses_refresh() -> dict[str, int]:
+    """Set every customer's lead/buyer status from their orders, in two statements.
+
+    order_upsert keeps statuses current one order at a time; this nightly pass mends
+    what bulk paths (imports, seeding, deletions) left behind.
+    """
+    has_orders = Order.objects.filter(customer=OuterRef("pk"))
+    now = timezone.now()
+    promoted = (
+        Customer.objects.leads()
+        .filter(Exists(has_orders))
+        .update(status=Customer.Status.BUYER, updated_at=now)
+    )
+    demoted = (
+        Customer.objects.buyers()
+        .filter(~Exists(has_orders))
+        .update(status=Customer.Status.LEAD, updated_at=now)
+    )
+    return {"promoted": promoted, "demoted": demoted}

@@ -1,0 +1,99 @@
+"""A real Celery worker in a subprocess, on a real broker and the test database.
+
+The broker is CELERY_BROKER_URL when set (CI sets the machine's Redis or RabbitMQ),
+else an embedded Redis started here, as `make run` does.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from config import celery_app, embedded
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def broker_url():
+    if os.environ.get("CELERY_BROKER_URL"):
+        yield os.environ["CELERY_BROKER_URL"]
+        return
+    client, url = embedded.start_redis()
+    yield url
+    embedded.stop_redis(client)
+
+
+def _database_url(settings_dict) -> str:
+    host, port = settings_dict["HOST"], settings_dict["PORT"] or "5432"
+    user = quote(settings_dict["USER"] or "", safe="")
+    name = settings_dict["NAME"]
+    if host.startswith("/"):  # a Unix socket directory, as the embedded server uses
+        return f"postgres://{user}@/{name}?host={quote(host)}&port={port}"
+    password = quote(settings_dict["PASSWORD"] or "", safe="")
+    return f"postgres://{user}:{password}@{host}:{port}/{name}"
+
+
+@pytest.fixture
+def celery_worker(transactional_db, broker_url, tmp_path):
+    """Start a worker on the test database; yield once it answers a ping."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": broker_url,
+    }
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                "test@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    previous = celery_app.conf.broker_url
+    celery_app.conf.broker_url = broker_url
+    try:
+        deadline = time.monotonic() + 60
+        while not celery_app.control.ping(timeout=1):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"The Celery worker did not start:\n{log.read_text()}")
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        celery_app.conf.broker_url = previous
+        celery_app.pool.force_close_all()
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
