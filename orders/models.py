@@ -17,7 +17,10 @@ class Category(models.Model):
     """A product category; categories form a tree through ``parent``."""
 
     store = models.ForeignKey(
-        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="categories"
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.PROTECT,
+        related_name="categories",
     )
     external_id = models.CharField(_("external id"), max_length=100)
     name = models.CharField(_("name"), max_length=200)
@@ -44,7 +47,8 @@ class Category(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["store", "external_id"], name="category_store_external_id_unique"
+                fields=["store", "external_id"],
+                name="category_store_external_id_unique",
             ),
             models.CheckConstraint(
                 condition=~Q(parent=F("pk")), name="category_not_own_parent"
@@ -80,7 +84,10 @@ class ProductQuerySet(models.QuerySet):
 
 class Product(models.Model):
     store = models.ForeignKey(
-        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="products"
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.PROTECT,
+        related_name="products",
     )
     external_id = models.CharField(_("external id"), max_length=100)
     sku = models.CharField(_("SKU"), max_length=64)
@@ -124,10 +131,15 @@ class Product(models.Model):
             models.UniqueConstraint(
                 fields=["store", "external_id"], name="product_store_external_id_unique"
             ),
-            models.UniqueConstraint(fields=["store", "sku"], name="product_store_sku_unique"),
-            models.CheckConstraint(condition=Q(price__gte=0), name="product_price_non_negative"),
+            models.UniqueConstraint(
+                fields=["store", "sku"], name="product_store_sku_unique"
+            ),
             models.CheckConstraint(
-                condition=Q(replenishment_days__isnull=True) | Q(replenishment_days__gt=0),
+                condition=Q(price__gte=0), name="product_price_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(replenishment_days__isnull=True)
+                | Q(replenishment_days__gt=0),
                 name="product_replenishment_positive",
             ),
         ]
@@ -215,7 +227,14 @@ class Order(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(
-                    status__in=["new", "paid", "shipped", "delivered", "cancelled", "returned"]
+                    status__in=[
+                        "new",
+                        "paid",
+                        "shipped",
+                        "delivered",
+                        "cancelled",
+                        "returned",
+                    ]
                 ),
                 name="order_status_valid",
             ),
@@ -231,7 +250,9 @@ class Order(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["customer", "-placed_at"], name="order_customer_placed_idx"),
+            models.Index(
+                fields=["customer", "-placed_at"], name="order_customer_placed_idx"
+            ),
             models.Index(fields=["store", "-placed_at"], name="order_store_placed_idx"),
             models.Index(fields=["-placed_at"], name="order_placed_idx"),
             models.Index(fields=["updated_at"], name="order_updated_idx"),
@@ -278,7 +299,9 @@ class OrderLine(models.Model):
         verbose_name_plural = _("order lines")
         ordering = ["order", "position"]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="order_line_quantity_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(unit_price__gte=0) & Q(total__gte=0),
                 name="order_line_amounts_non_negative",

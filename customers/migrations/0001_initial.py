@@ -14,208 +14,703 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         TrigramExtension(),
         migrations.CreateModel(
-            name='AttributeDefinition',
+            name="AttributeDefinition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(help_text='Key under which the value is stored; lower case, no spaces.', max_length=64, unique=True, verbose_name='code')),
-                ('label', models.CharField(max_length=120, verbose_name='label')),
-                ('kind', models.CharField(choices=[('text', 'Text'), ('number', 'Number'), ('date', 'Date'), ('boolean', 'Yes/no'), ('choice', 'Choice')], max_length=10, verbose_name='kind')),
-                ('choices', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=120), blank=True, default=list, help_text='Allowed values for a choice attribute, comma-separated.', size=None, verbose_name='choices')),
-                ('multiple', models.BooleanField(default=False, help_text='A choice attribute may hold several of its choices.', verbose_name='several values allowed')),
-                ('help_text', models.CharField(blank=True, max_length=255, verbose_name='help text')),
-                ('position', models.PositiveSmallIntegerField(default=0, verbose_name='position')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "code",
+                    models.SlugField(
+                        help_text="Key under which the value is stored; lower case, no spaces.",
+                        max_length=64,
+                        unique=True,
+                        verbose_name="code",
+                    ),
+                ),
+                ("label", models.CharField(max_length=120, verbose_name="label")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("text", "Text"),
+                            ("number", "Number"),
+                            ("date", "Date"),
+                            ("boolean", "Yes/no"),
+                            ("choice", "Choice"),
+                        ],
+                        max_length=10,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "choices",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=120),
+                        blank=True,
+                        default=list,
+                        help_text="Allowed values for a choice attribute, comma-separated.",
+                        size=None,
+                        verbose_name="choices",
+                    ),
+                ),
+                (
+                    "multiple",
+                    models.BooleanField(
+                        default=False,
+                        help_text="A choice attribute may hold several of its choices.",
+                        verbose_name="several values allowed",
+                    ),
+                ),
+                (
+                    "help_text",
+                    models.CharField(
+                        blank=True, max_length=255, verbose_name="help text"
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        default=0, verbose_name="position"
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
             ],
             options={
-                'verbose_name': 'custom attribute',
-                'verbose_name_plural': 'custom attributes',
-                'ordering': ['position', 'label'],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('choices__len__gt', 0), ('kind', 'choice')), models.Q(('kind', 'choice'), _negated=True), _connector='OR'), name='attribute_choice_has_choices'), models.CheckConstraint(condition=models.Q(('multiple', False), ('kind', 'choice'), _connector='OR'), name='attribute_multiple_only_for_choice')],
+                "verbose_name": "custom attribute",
+                "verbose_name_plural": "custom attributes",
+                "ordering": ["position", "label"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("choices__len__gt", 0), ("kind", "choice")),
+                            models.Q(("kind", "choice"), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="attribute_choice_has_choices",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("multiple", False), ("kind", "choice"), _connector="OR"
+                        ),
+                        name="attribute_multiple_only_for_choice",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Store',
+            name="Store",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=32, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('domain', models.CharField(blank=True, max_length=255, verbose_name='domain')),
-                ('currency', models.CharField(default='PLN', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code, e.g. PLN.', 'invalid_currency')], verbose_name='currency')),
-                ('language', models.CharField(choices=[('pl', 'Polish'), ('en', 'English')], default='pl', max_length=8, verbose_name='language')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "code",
+                    models.SlugField(max_length=32, unique=True, verbose_name="code"),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                (
+                    "domain",
+                    models.CharField(blank=True, max_length=255, verbose_name="domain"),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="PLN",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$",
+                                "Use a three-letter ISO 4217 code, e.g. PLN.",
+                                "invalid_currency",
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "language",
+                    models.CharField(
+                        choices=[("pl", "Polish"), ("en", "English")],
+                        default="pl",
+                        max_length=8,
+                        verbose_name="language",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="created at"),
+                ),
             ],
             options={
-                'verbose_name': 'store',
-                'verbose_name_plural': 'stores',
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('currency__regex', '^[A-Z]{3}$')), name='store_currency_iso')],
+                "verbose_name": "store",
+                "verbose_name_plural": "stores",
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("currency__regex", "^[A-Z]{3}$")),
+                        name="store_currency_iso",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, verbose_name='name')),
-                ('color', models.CharField(default='#64748b', max_length=7, validators=[django.core.validators.RegexValidator('^#[0-9a-fA-F]{6}$')], verbose_name='colour')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("name", models.CharField(max_length=64, verbose_name="name")),
+                (
+                    "color",
+                    models.CharField(
+                        default="#64748b",
+                        max_length=7,
+                        validators=[
+                            django.core.validators.RegexValidator("^#[0-9a-fA-F]{6}$")
+                        ],
+                        verbose_name="colour",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="created at"),
+                ),
             ],
             options={
-                'verbose_name': 'tag',
-                'verbose_name_plural': 'tags',
-                'ordering': ['name'],
-                'constraints': [models.UniqueConstraint(django.db.models.functions.text.Upper('name'), name='tag_name_ci_unique')],
+                "verbose_name": "tag",
+                "verbose_name_plural": "tags",
+                "ordering": ["name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        django.db.models.functions.text.Upper("name"),
+                        name="tag_name_ci_unique",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('email', models.EmailField(blank=True, max_length=254, null=True, verbose_name='email')),
-                ('phone', models.CharField(blank=True, max_length=16, validators=[customers.validators.validate_phone], verbose_name='phone')),
-                ('birth_date', models.DateField(blank=True, null=True, verbose_name='birth date')),
-                ('gender', models.CharField(blank=True, choices=[('female', 'Female'), ('male', 'Male'), ('other', 'Other'), ('', 'Not given')], default='', max_length=8, verbose_name='gender')),
-                ('language', models.CharField(choices=[('pl', 'Polish'), ('en', 'English')], default='pl', max_length=8, verbose_name='language')),
-                ('company', models.CharField(blank=True, max_length=200, verbose_name='company')),
-                ('nip', models.CharField(blank=True, max_length=10, validators=[customers.validators.validate_nip], verbose_name='NIP')),
-                ('preferred_channels', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(choices=[('email', 'Email'), ('sms', 'SMS'), ('phone', 'Phone'), ('post', 'Post')], max_length=8), blank=True, default=list, size=None, verbose_name='preferred channels')),
-                ('acquisition_source', models.CharField(blank=True, max_length=100, verbose_name='acquisition source')),
-                ('acquisition_medium', models.CharField(blank=True, max_length=100, verbose_name='acquisition medium')),
-                ('acquisition_campaign', models.CharField(blank=True, max_length=200, verbose_name='acquisition campaign')),
-                ('acquisition_keyword', models.CharField(blank=True, max_length=200, verbose_name='acquisition keyword')),
-                ('last_device', models.CharField(blank=True, max_length=32, verbose_name='device last seen')),
-                ('last_os', models.CharField(blank=True, max_length=64, verbose_name='OS last seen')),
-                ('last_browser', models.CharField(blank=True, max_length=64, verbose_name='browser last seen')),
-                ('status', models.CharField(choices=[('lead', 'Lead'), ('buyer', 'Buyer')], default='lead', max_length=8, verbose_name='status')),
-                ('attributes', models.JSONField(blank=True, default=dict, verbose_name='custom attributes')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True, verbose_name='last seen at')),
-                ('tags', models.ManyToManyField(blank=True, related_name='customers', to='customers.tag', verbose_name='tags')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "first_name",
+                    models.CharField(
+                        blank=True, max_length=150, verbose_name="first name"
+                    ),
+                ),
+                (
+                    "last_name",
+                    models.CharField(
+                        blank=True, max_length=150, verbose_name="last name"
+                    ),
+                ),
+                (
+                    "email",
+                    models.EmailField(
+                        blank=True, max_length=254, null=True, verbose_name="email"
+                    ),
+                ),
+                (
+                    "phone",
+                    models.CharField(
+                        blank=True,
+                        max_length=16,
+                        validators=[customers.validators.validate_phone],
+                        verbose_name="phone",
+                    ),
+                ),
+                (
+                    "birth_date",
+                    models.DateField(blank=True, null=True, verbose_name="birth date"),
+                ),
+                (
+                    "gender",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("female", "Female"),
+                            ("male", "Male"),
+                            ("other", "Other"),
+                            ("", "Not given"),
+                        ],
+                        default="",
+                        max_length=8,
+                        verbose_name="gender",
+                    ),
+                ),
+                (
+                    "language",
+                    models.CharField(
+                        choices=[("pl", "Polish"), ("en", "English")],
+                        default="pl",
+                        max_length=8,
+                        verbose_name="language",
+                    ),
+                ),
+                (
+                    "company",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="company"
+                    ),
+                ),
+                (
+                    "nip",
+                    models.CharField(
+                        blank=True,
+                        max_length=10,
+                        validators=[customers.validators.validate_nip],
+                        verbose_name="NIP",
+                    ),
+                ),
+                (
+                    "preferred_channels",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(
+                            choices=[
+                                ("email", "Email"),
+                                ("sms", "SMS"),
+                                ("phone", "Phone"),
+                                ("post", "Post"),
+                            ],
+                            max_length=8,
+                        ),
+                        blank=True,
+                        default=list,
+                        size=None,
+                        verbose_name="preferred channels",
+                    ),
+                ),
+                (
+                    "acquisition_source",
+                    models.CharField(
+                        blank=True, max_length=100, verbose_name="acquisition source"
+                    ),
+                ),
+                (
+                    "acquisition_medium",
+                    models.CharField(
+                        blank=True, max_length=100, verbose_name="acquisition medium"
+                    ),
+                ),
+                (
+                    "acquisition_campaign",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="acquisition campaign"
+                    ),
+                ),
+                (
+                    "acquisition_keyword",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="acquisition keyword"
+                    ),
+                ),
+                (
+                    "last_device",
+                    models.CharField(
+                        blank=True, max_length=32, verbose_name="device last seen"
+                    ),
+                ),
+                (
+                    "last_os",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="OS last seen"
+                    ),
+                ),
+                (
+                    "last_browser",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="browser last seen"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("lead", "Lead"), ("buyer", "Buyer")],
+                        default="lead",
+                        max_length=8,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "attributes",
+                    models.JSONField(
+                        blank=True, default=dict, verbose_name="custom attributes"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="created at"),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(auto_now=True, verbose_name="updated at"),
+                ),
+                (
+                    "last_seen_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="last seen at"
+                    ),
+                ),
+                (
+                    "tags",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="customers",
+                        to="customers.tag",
+                        verbose_name="tags",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'customer',
-                'verbose_name_plural': 'customers',
-                'ordering': ['-created_at'],
+                "verbose_name": "customer",
+                "verbose_name_plural": "customers",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Address',
+            name="Address",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('billing', 'Billing'), ('shipping', 'Shipping')], max_length=8, verbose_name='kind')),
-                ('is_default', models.BooleanField(default=False, verbose_name='default')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('company', models.CharField(blank=True, max_length=200, verbose_name='company')),
-                ('street', models.CharField(max_length=255, verbose_name='street and number')),
-                ('street2', models.CharField(blank=True, max_length=255, verbose_name='address line 2')),
-                ('postcode', models.CharField(max_length=16, verbose_name='postcode')),
-                ('city', models.CharField(max_length=100, verbose_name='city')),
-                ('region', models.CharField(blank=True, max_length=100, verbose_name='region')),
-                ('country', django_countries.fields.CountryField(default='PL', max_length=2, verbose_name='country')),
-                ('phone', models.CharField(blank=True, max_length=16, validators=[customers.validators.validate_phone], verbose_name='phone')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='addresses', to='customers.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("billing", "Billing"), ("shipping", "Shipping")],
+                        max_length=8,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "is_default",
+                    models.BooleanField(default=False, verbose_name="default"),
+                ),
+                (
+                    "first_name",
+                    models.CharField(
+                        blank=True, max_length=150, verbose_name="first name"
+                    ),
+                ),
+                (
+                    "last_name",
+                    models.CharField(
+                        blank=True, max_length=150, verbose_name="last name"
+                    ),
+                ),
+                (
+                    "company",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="company"
+                    ),
+                ),
+                (
+                    "street",
+                    models.CharField(max_length=255, verbose_name="street and number"),
+                ),
+                (
+                    "street2",
+                    models.CharField(
+                        blank=True, max_length=255, verbose_name="address line 2"
+                    ),
+                ),
+                ("postcode", models.CharField(max_length=16, verbose_name="postcode")),
+                ("city", models.CharField(max_length=100, verbose_name="city")),
+                (
+                    "region",
+                    models.CharField(blank=True, max_length=100, verbose_name="region"),
+                ),
+                (
+                    "country",
+                    django_countries.fields.CountryField(
+                        default="PL", max_length=2, verbose_name="country"
+                    ),
+                ),
+                (
+                    "phone",
+                    models.CharField(
+                        blank=True,
+                        max_length=16,
+                        validators=[customers.validators.validate_phone],
+                        verbose_name="phone",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="created at"),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(auto_now=True, verbose_name="updated at"),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="addresses",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'address',
-                'verbose_name_plural': 'addresses',
-                'ordering': ['kind', '-is_default', '-updated_at'],
-                'indexes': [models.Index(fields=['customer', 'kind'], name='address_customer_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('customer', 'kind'), name='address_one_default_per_kind'), models.CheckConstraint(condition=models.Q(models.Q(('country', 'PL'), _negated=True), ('postcode__regex', '^[0-9]{2}-[0-9]{3}$'), _connector='OR'), name='address_postcode_pl'), models.CheckConstraint(condition=models.Q(django.db.models.lookups.Regex(django.db.models.functions.comparison.Cast('country', models.CharField()), '^[A-Z]{2}$')), name='address_country_iso'), models.CheckConstraint(condition=models.Q(('kind__in', ['billing', 'shipping'])), name='address_kind_valid')],
+                "verbose_name": "address",
+                "verbose_name_plural": "addresses",
+                "ordering": ["kind", "-is_default", "-updated_at"],
+                "indexes": [
+                    models.Index(
+                        fields=["customer", "kind"], name="address_customer_idx"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_default", True)),
+                        fields=("customer", "kind"),
+                        name="address_one_default_per_kind",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("country", "PL"), _negated=True),
+                            ("postcode__regex", "^[0-9]{2}-[0-9]{3}$"),
+                            _connector="OR",
+                        ),
+                        name="address_postcode_pl",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            django.db.models.lookups.Regex(
+                                django.db.models.functions.comparison.Cast(
+                                    "country", models.CharField()
+                                ),
+                                "^[A-Z]{2}$",
+                            )
+                        ),
+                        name="address_country_iso",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["billing", "shipping"])),
+                        name="address_kind_valid",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CustomerIdentity',
+            name="CustomerIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=100, verbose_name='external id')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='customers.customer', verbose_name='customer')),
-                ('store', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='identities', to='customers.store', verbose_name='store')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "external_id",
+                    models.CharField(max_length=100, verbose_name="external id"),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="created at"),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identities",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "store",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="identities",
+                        to="customers.store",
+                        verbose_name="store",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'customer identity',
-                'verbose_name_plural': 'customer identities',
-                'indexes': [models.Index(fields=['customer'], name='identity_customer_idx')],
-                'constraints': [models.UniqueConstraint(fields=('store', 'external_id'), name='identity_store_external_id_unique'), models.CheckConstraint(condition=models.Q(('external_id', ''), _negated=True), name='identity_external_id_not_blank')],
+                "verbose_name": "customer identity",
+                "verbose_name_plural": "customer identities",
+                "indexes": [
+                    models.Index(fields=["customer"], name="identity_customer_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("store", "external_id"),
+                        name="identity_store_external_id_unique",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("external_id", ""), _negated=True),
+                        name="identity_external_id_not_blank",
+                    ),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['phone'], name='customer_phone_idx'),
+            model_name="customer",
+            index=models.Index(fields=["phone"], name="customer_phone_idx"),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['-created_at'], name='customer_created_idx'),
+            model_name="customer",
+            index=models.Index(fields=["-created_at"], name="customer_created_idx"),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['updated_at'], name='customer_updated_idx'),
+            model_name="customer",
+            index=models.Index(fields=["updated_at"], name="customer_updated_idx"),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['status', '-created_at'], name='customer_status_idx'),
+            model_name="customer",
+            index=models.Index(
+                fields=["status", "-created_at"], name="customer_status_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper('email'), name='gin_trgm_ops'), name='customer_email_trgm'),
+            model_name="customer",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.indexes.OpClass(
+                    django.db.models.functions.text.Upper("email"), name="gin_trgm_ops"
+                ),
+                name="customer_email_trgm",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper('last_name'), name='gin_trgm_ops'), name='customer_last_name_trgm'),
+            model_name="customer",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.indexes.OpClass(
+                    django.db.models.functions.text.Upper("last_name"),
+                    name="gin_trgm_ops",
+                ),
+                name="customer_last_name_trgm",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper('first_name'), name='gin_trgm_ops'), name='customer_first_name_trgm'),
+            model_name="customer",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.indexes.OpClass(
+                    django.db.models.functions.text.Upper("first_name"),
+                    name="gin_trgm_ops",
+                ),
+                name="customer_first_name_trgm",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper('company'), name='gin_trgm_ops'), name='customer_company_trgm'),
+            model_name="customer",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.indexes.OpClass(
+                    django.db.models.functions.text.Upper("company"),
+                    name="gin_trgm_ops",
+                ),
+                name="customer_company_trgm",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.indexes.OpClass('phone', name='gin_trgm_ops'), name='customer_phone_trgm'),
+            model_name="customer",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.indexes.OpClass("phone", name="gin_trgm_ops"),
+                name="customer_phone_trgm",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=django.contrib.postgres.indexes.GinIndex(fields=['attributes'], name='customer_attributes_gin'),
+            model_name="customer",
+            index=django.contrib.postgres.indexes.GinIndex(
+                fields=["attributes"], name="customer_attributes_gin"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customer',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Upper('email'), name='customer_email_ci_unique'),
+            model_name="customer",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Upper("email"),
+                name="customer_email_ci_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customer',
-            constraint=models.CheckConstraint(condition=models.Q(('email__isnull', True), models.Q(('email', ''), _negated=True), _connector='OR'), name='customer_email_not_blank'),
+            model_name="customer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("email__isnull", True),
+                    models.Q(("email", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="customer_email_not_blank",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customer',
-            constraint=models.CheckConstraint(condition=models.Q(('phone', ''), ('phone__regex', '^\\+[1-9][0-9]{6,14}$'), _connector='OR'), name='customer_phone_e164'),
+            model_name="customer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("phone", ""),
+                    ("phone__regex", "^\\+[1-9][0-9]{6,14}$"),
+                    _connector="OR",
+                ),
+                name="customer_phone_e164",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customer',
-            constraint=models.CheckConstraint(condition=models.Q(('nip', ''), ('nip__regex', '^[0-9]{10}$'), _connector='OR'), name='customer_nip_digits'),
+            model_name="customer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("nip", ""), ("nip__regex", "^[0-9]{10}$"), _connector="OR"
+                ),
+                name="customer_nip_digits",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customer',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['lead', 'buyer'])), name='customer_status_valid'),
+            model_name="customer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["lead", "buyer"])),
+                name="customer_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customer',
-            constraint=models.CheckConstraint(condition=models.Q(('gender__in', ['', 'female', 'male', 'other'])), name='customer_gender_valid'),
+            model_name="customer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("gender__in", ["", "female", "male", "other"])),
+                name="customer_gender_valid",
+            ),
         ),
     ]

@@ -8,190 +8,574 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('customers', '0001_initial'),
+        ("customers", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=100, verbose_name='external id')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('is_sensitive', models.BooleanField(default=False, help_text='Health, intimate or similar goods: never used in individual marketing. Products in this category count as sensitive.', verbose_name='sensitive')),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='orders.category', verbose_name='parent')),
-                ('store', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='categories', to='customers.store', verbose_name='store')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "external_id",
+                    models.CharField(max_length=100, verbose_name="external id"),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                (
+                    "is_sensitive",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Health, intimate or similar goods: never used in individual marketing. Products in this category count as sensitive.",
+                        verbose_name="sensitive",
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="children",
+                        to="orders.category",
+                        verbose_name="parent",
+                    ),
+                ),
+                (
+                    "store",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="categories",
+                        to="customers.store",
+                        verbose_name="store",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'category',
-                'verbose_name_plural': 'categories',
-                'ordering': ['name'],
+                "verbose_name": "category",
+                "verbose_name_plural": "categories",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=100, verbose_name='external id')),
-                ('number', models.CharField(max_length=64, verbose_name='number')),
-                ('status', models.CharField(choices=[('new', 'New'), ('paid', 'Paid'), ('shipped', 'Shipped'), ('delivered', 'Delivered'), ('cancelled', 'Cancelled'), ('returned', 'Returned')], default='new', max_length=10, verbose_name='status')),
-                ('placed_at', models.DateTimeField(verbose_name='placed at')),
-                ('paid_at', models.DateTimeField(blank=True, null=True, verbose_name='paid at')),
-                ('shipped_at', models.DateTimeField(blank=True, null=True, verbose_name='shipped at')),
-                ('delivered_at', models.DateTimeField(blank=True, null=True, verbose_name='delivered at')),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True, verbose_name='cancelled at')),
-                ('returned_at', models.DateTimeField(blank=True, null=True, verbose_name='returned at')),
-                ('currency', models.CharField(default='PLN', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code, e.g. PLN.', 'invalid_currency')], verbose_name='currency')),
-                ('subtotal', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=12, verbose_name='subtotal')),
-                ('discount_total', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=12, verbose_name='discount')),
-                ('shipping_total', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=12, verbose_name='shipping')),
-                ('total', models.DecimalField(decimal_places=2, max_digits=12, verbose_name='total')),
-                ('payment_method', models.CharField(blank=True, max_length=64, verbose_name='payment method')),
-                ('shipping_method', models.CharField(blank=True, max_length=64, verbose_name='shipping method')),
-                ('coupon_code', models.CharField(blank=True, max_length=64, verbose_name='coupon code')),
-                ('source', models.CharField(blank=True, max_length=64, verbose_name='source')),
-                ('utm_source', models.CharField(blank=True, max_length=100, verbose_name='UTM source')),
-                ('utm_medium', models.CharField(blank=True, max_length=100, verbose_name='UTM medium')),
-                ('utm_campaign', models.CharField(blank=True, max_length=200, verbose_name='UTM campaign')),
-                ('billing_address', models.JSONField(blank=True, default=dict, verbose_name='billing address')),
-                ('shipping_address', models.JSONField(blank=True, default=dict, verbose_name='shipping address')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='customers.customer', verbose_name='customer')),
-                ('store', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='customers.store', verbose_name='store')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "external_id",
+                    models.CharField(max_length=100, verbose_name="external id"),
+                ),
+                ("number", models.CharField(max_length=64, verbose_name="number")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("new", "New"),
+                            ("paid", "Paid"),
+                            ("shipped", "Shipped"),
+                            ("delivered", "Delivered"),
+                            ("cancelled", "Cancelled"),
+                            ("returned", "Returned"),
+                        ],
+                        default="new",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                ("placed_at", models.DateTimeField(verbose_name="placed at")),
+                (
+                    "paid_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="paid at"),
+                ),
+                (
+                    "shipped_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="shipped at"
+                    ),
+                ),
+                (
+                    "delivered_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="delivered at"
+                    ),
+                ),
+                (
+                    "cancelled_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="cancelled at"
+                    ),
+                ),
+                (
+                    "returned_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="returned at"
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="PLN",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$",
+                                "Use a three-letter ISO 4217 code, e.g. PLN.",
+                                "invalid_currency",
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "subtotal",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0"),
+                        max_digits=12,
+                        verbose_name="subtotal",
+                    ),
+                ),
+                (
+                    "discount_total",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0"),
+                        max_digits=12,
+                        verbose_name="discount",
+                    ),
+                ),
+                (
+                    "shipping_total",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0"),
+                        max_digits=12,
+                        verbose_name="shipping",
+                    ),
+                ),
+                (
+                    "total",
+                    models.DecimalField(
+                        decimal_places=2, max_digits=12, verbose_name="total"
+                    ),
+                ),
+                (
+                    "payment_method",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="payment method"
+                    ),
+                ),
+                (
+                    "shipping_method",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="shipping method"
+                    ),
+                ),
+                (
+                    "coupon_code",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="coupon code"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(blank=True, max_length=64, verbose_name="source"),
+                ),
+                (
+                    "utm_source",
+                    models.CharField(
+                        blank=True, max_length=100, verbose_name="UTM source"
+                    ),
+                ),
+                (
+                    "utm_medium",
+                    models.CharField(
+                        blank=True, max_length=100, verbose_name="UTM medium"
+                    ),
+                ),
+                (
+                    "utm_campaign",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="UTM campaign"
+                    ),
+                ),
+                (
+                    "billing_address",
+                    models.JSONField(
+                        blank=True, default=dict, verbose_name="billing address"
+                    ),
+                ),
+                (
+                    "shipping_address",
+                    models.JSONField(
+                        blank=True, default=dict, verbose_name="shipping address"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="created at"),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(auto_now=True, verbose_name="updated at"),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "store",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="customers.store",
+                        verbose_name="store",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'order',
-                'verbose_name_plural': 'orders',
-                'ordering': ['-placed_at'],
+                "verbose_name": "order",
+                "verbose_name_plural": "orders",
+                "ordering": ["-placed_at"],
             },
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=100, verbose_name='external id')),
-                ('sku', models.CharField(max_length=64, verbose_name='SKU')),
-                ('name', models.CharField(max_length=255, verbose_name='name')),
-                ('brand', models.CharField(blank=True, max_length=100, verbose_name='brand')),
-                ('price', models.DecimalField(decimal_places=2, max_digits=12, verbose_name='price')),
-                ('currency', models.CharField(default='PLN', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code, e.g. PLN.', 'invalid_currency')], verbose_name='currency')),
-                ('replenishment_days', models.PositiveSmallIntegerField(blank=True, help_text='Typical days until a customer needs this product again.', null=True, verbose_name='replenishment days')),
-                ('is_sensitive', models.BooleanField(default=False, verbose_name='sensitive: never use in individual marketing')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='products', to='orders.category', verbose_name='category')),
-                ('store', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='products', to='customers.store', verbose_name='store')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "external_id",
+                    models.CharField(max_length=100, verbose_name="external id"),
+                ),
+                ("sku", models.CharField(max_length=64, verbose_name="SKU")),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+                (
+                    "brand",
+                    models.CharField(blank=True, max_length=100, verbose_name="brand"),
+                ),
+                (
+                    "price",
+                    models.DecimalField(
+                        decimal_places=2, max_digits=12, verbose_name="price"
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="PLN",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$",
+                                "Use a three-letter ISO 4217 code, e.g. PLN.",
+                                "invalid_currency",
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "replenishment_days",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="Typical days until a customer needs this product again.",
+                        null=True,
+                        verbose_name="replenishment days",
+                    ),
+                ),
+                (
+                    "is_sensitive",
+                    models.BooleanField(
+                        default=False,
+                        verbose_name="sensitive: never use in individual marketing",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="created at"),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(auto_now=True, verbose_name="updated at"),
+                ),
+                (
+                    "category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="products",
+                        to="orders.category",
+                        verbose_name="category",
+                    ),
+                ),
+                (
+                    "store",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="products",
+                        to="customers.store",
+                        verbose_name="store",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'product',
-                'verbose_name_plural': 'products',
-                'ordering': ['name'],
+                "verbose_name": "product",
+                "verbose_name_plural": "products",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='OrderLine',
+            name="OrderLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField(default=0, verbose_name='position')),
-                ('sku', models.CharField(blank=True, max_length=64, verbose_name='SKU')),
-                ('name', models.CharField(max_length=255, verbose_name='name')),
-                ('quantity', models.DecimalField(decimal_places=3, max_digits=10, verbose_name='quantity')),
-                ('unit_price', models.DecimalField(decimal_places=2, max_digits=12, verbose_name='unit price')),
-                ('total', models.DecimalField(decimal_places=2, max_digits=12, verbose_name='total')),
-                ('category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='order_lines', to='orders.category', verbose_name='category')),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='orders.order', verbose_name='order')),
-                ('product', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='order_lines', to='orders.product', verbose_name='product')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        default=0, verbose_name="position"
+                    ),
+                ),
+                (
+                    "sku",
+                    models.CharField(blank=True, max_length=64, verbose_name="SKU"),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+                (
+                    "quantity",
+                    models.DecimalField(
+                        decimal_places=3, max_digits=10, verbose_name="quantity"
+                    ),
+                ),
+                (
+                    "unit_price",
+                    models.DecimalField(
+                        decimal_places=2, max_digits=12, verbose_name="unit price"
+                    ),
+                ),
+                (
+                    "total",
+                    models.DecimalField(
+                        decimal_places=2, max_digits=12, verbose_name="total"
+                    ),
+                ),
+                (
+                    "category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="order_lines",
+                        to="orders.category",
+                        verbose_name="category",
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="orders.order",
+                        verbose_name="order",
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="order_lines",
+                        to="orders.product",
+                        verbose_name="product",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'order line',
-                'verbose_name_plural': 'order lines',
-                'ordering': ['order', 'position'],
+                "verbose_name": "order line",
+                "verbose_name_plural": "order lines",
+                "ordering": ["order", "position"],
             },
         ),
         migrations.AddConstraint(
-            model_name='category',
-            constraint=models.UniqueConstraint(fields=('store', 'external_id'), name='category_store_external_id_unique'),
+            model_name="category",
+            constraint=models.UniqueConstraint(
+                fields=("store", "external_id"),
+                name="category_store_external_id_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='category',
-            constraint=models.CheckConstraint(condition=models.Q(('parent', models.F('pk')), _negated=True), name='category_not_own_parent'),
+            model_name="category",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("parent", models.F("pk")), _negated=True),
+                name="category_not_own_parent",
+            ),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['customer', '-placed_at'], name='order_customer_placed_idx'),
+            model_name="order",
+            index=models.Index(
+                fields=["customer", "-placed_at"], name="order_customer_placed_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['store', '-placed_at'], name='order_store_placed_idx'),
+            model_name="order",
+            index=models.Index(
+                fields=["store", "-placed_at"], name="order_store_placed_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['-placed_at'], name='order_placed_idx'),
+            model_name="order",
+            index=models.Index(fields=["-placed_at"], name="order_placed_idx"),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['updated_at'], name='order_updated_idx'),
+            model_name="order",
+            index=models.Index(fields=["updated_at"], name="order_updated_idx"),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(django.db.models.functions.text.Upper('number'), name='order_number_ci_idx'),
+            model_name="order",
+            index=models.Index(
+                django.db.models.functions.text.Upper("number"),
+                name="order_number_ci_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['external_id'], name='order_external_id_idx'),
+            model_name="order",
+            index=models.Index(fields=["external_id"], name="order_external_id_idx"),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.UniqueConstraint(fields=('store', 'external_id'), name='order_store_external_id_unique'),
+            model_name="order",
+            constraint=models.UniqueConstraint(
+                fields=("store", "external_id"), name="order_store_external_id_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['new', 'paid', 'shipped', 'delivered', 'cancelled', 'returned'])), name='order_status_valid'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "new",
+                            "paid",
+                            "shipped",
+                            "delivered",
+                            "cancelled",
+                            "returned",
+                        ],
+                    )
+                ),
+                name="order_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('currency__regex', '^[A-Z]{3}$')), name='order_currency_iso'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("currency__regex", "^[A-Z]{3}$")),
+                name="order_currency_iso",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('subtotal__gte', 0), ('discount_total__gte', 0), ('shipping_total__gte', 0), ('total__gte', 0)), name='order_amounts_non_negative'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("subtotal__gte", 0),
+                    ("discount_total__gte", 0),
+                    ("shipping_total__gte", 0),
+                    ("total__gte", 0),
+                ),
+                name="order_amounts_non_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='product',
-            constraint=models.UniqueConstraint(fields=('store', 'external_id'), name='product_store_external_id_unique'),
+            model_name="product",
+            constraint=models.UniqueConstraint(
+                fields=("store", "external_id"), name="product_store_external_id_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='product',
-            constraint=models.UniqueConstraint(fields=('store', 'sku'), name='product_store_sku_unique'),
+            model_name="product",
+            constraint=models.UniqueConstraint(
+                fields=("store", "sku"), name="product_store_sku_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='product',
-            constraint=models.CheckConstraint(condition=models.Q(('price__gte', 0)), name='product_price_non_negative'),
+            model_name="product",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("price__gte", 0)), name="product_price_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='product',
-            constraint=models.CheckConstraint(condition=models.Q(('replenishment_days__isnull', True), ('replenishment_days__gt', 0), _connector='OR'), name='product_replenishment_positive'),
+            model_name="product",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("replenishment_days__isnull", True),
+                    ("replenishment_days__gt", 0),
+                    _connector="OR",
+                ),
+                name="product_replenishment_positive",
+            ),
         ),
         migrations.AddIndex(
-            model_name='orderline',
-            index=models.Index(fields=['order', 'position'], name='order_line_order_idx'),
+            model_name="orderline",
+            index=models.Index(
+                fields=["order", "position"], name="order_line_order_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='orderline',
-            index=models.Index(fields=['product'], name='order_line_product_idx'),
+            model_name="orderline",
+            index=models.Index(fields=["product"], name="order_line_product_idx"),
         ),
         migrations.AddConstraint(
-            model_name='orderline',
-            constraint=models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='order_line_quantity_positive'),
+            model_name="orderline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quantity__gt", 0)),
+                name="order_line_quantity_positive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='orderline',
-            constraint=models.CheckConstraint(condition=models.Q(('unit_price__gte', 0), ('total__gte', 0)), name='order_line_amounts_non_negative'),
+            model_name="orderline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("unit_price__gte", 0), ("total__gte", 0)),
+                name="order_line_amounts_non_negative",
+            ),
         ),
     ]

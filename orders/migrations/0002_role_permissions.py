@@ -2,7 +2,11 @@
 
 from django.db import migrations
 
-from customers.roles import ORDERS_PERMISSIONS, grant_role_permissions, revoke_role_permissions
+from customers.roles import (
+    ORDERS_PERMISSIONS,
+    grant_role_permissions,
+    revoke_role_permissions,
+)
 
 
 def grant(apps, schema_editor):
