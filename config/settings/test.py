@@ -20,3 +20,7 @@ LANGUAGE_CODE = "pl"
 DATABASES["default"]["TEST"] = {  # noqa: F405
     "NAME": env("TEST_DATABASE_NAME", default="test_kartoteka")  # noqa: F405
 }
+
+# Serve static files from the finders (no collectstatic before tests).
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,551 @@
+"""Django admin for stores, tags, custom attributes and customers.
+
+Built for a million customers: no full COUNT(*) (see customers.paginators), search
+through ``Customer.objects.search`` (trigram indexes), sorting only by indexed columns,
+filters that do not list big tables, autocomplete widgets for foreign keys.
+
+The customers app sits left of orders, so this module never imports orders; the
+orders admin adds its read-only order inline to ``CustomerAdmin.inlines`` itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+
+from customers.models import (
+    Address,
+    AttributeDefinition,
+    Customer,
+    CustomerIdentity,
+    Store,
+    Tag,
+)
+from customers.paginators import EstimatedCountPaginator
+from customers.services import customer_attributes_clean
+from customers.validators import (
+    format_phone,
+    normalize_email,
+    normalize_nip,
+    normalize_phone,
+)
+
+ATTRIBUTE_FIELD_PREFIX = "attribute__"
+
+
+def _verbose(model, name: str) -> str:
+    return capfirst(model._meta.get_field(name).verbose_name)
+
+
+# --- Stores, tags, custom attributes -------------------------------------------------
+
+
+@admin.register(Store)
+class StoreAdmin(admin.ModelAdmin):
+    list_display = ("name", "code", "domain", "currency", "language", "is_active")
+    list_filter = ("is_active", "language", "currency")
+    search_fields = ("code", "name", "domain")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ("name", "colour_swatch", "created_at")
+    search_fields = ("name",)
+    readonly_fields = ("created_at",)
+
+    @admin.display(description=_("colour"))
+    def colour_swatch(self, tag: Tag) -> str:
+        return format_html(
+            '<span style="display:inline-block;width:1em;height:1em;'
+            'border-radius:2px;vertical-align:middle;background:{}"></span> {}',
+            tag.color,
+            tag.color,
+        )
+
+
+class AttributeDefinitionForm(forms.ModelForm):
+    class Meta:
+        model = AttributeDefinition
+        fields = (
+            "label",
+            "code",
+            "kind",
+            "choices",
+            "multiple",
+            "help_text",
+            "position",
+            "is_active",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        # The database enforces both rules with check constraints; say it per field.
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind == AttributeDefinition.Kind.CHOICE and not cleaned.get("choices"):
+            self.add_error(
+                "choices", _("A choice attribute needs at least one choice.")
+            )
+        if cleaned.get("multiple") and kind != AttributeDefinition.Kind.CHOICE:
+            self.add_error(
+                "multiple", _("Only a choice attribute may hold several values.")
+            )
+        return cleaned
+
+
+@admin.register(AttributeDefinition)
+class AttributeDefinitionAdmin(admin.ModelAdmin):
+    form = AttributeDefinitionForm
+    list_display = ("label", "code", "kind", "multiple", "position", "is_active")
+    list_filter = ("kind", "is_active")
+    search_fields = ("code", "label")
+    fields = (
+        "label",
+        "code",
+        "kind",
+        "choices",
+        "multiple",
+        "help_text",
+        "position",
+        "is_active",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        # Values are stored under the code: renaming it would orphan every value.
+        if obj is not None:
+            return ("code",)
+        return ()
+
+
+# --- Customer changelist filters -----------------------------------------------------
+
+
+class StoreListFilter(admin.SimpleListFilter):
+    title = _("store")
+    parameter_name = "store"
+
+    def lookups(self, request, model_admin):
+        return [
+            (str(store.pk), store.name) for store in Store.objects.only("pk", "name")
+        ]
+
+    def queryset(self, request, queryset):
+        store = Store.objects.filter(pk=self.value()).first() if self.value() else None
+        if store is None:
+            return queryset
+        return queryset.in_store(store)
+
+
+class TagListFilter(admin.SimpleListFilter):
+    """Tags through ``with_tag``: one tag per customer, so no DISTINCT needed."""
+
+    title = _("tag")
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        return [(str(tag.pk), tag.name) for tag in Tag.objects.only("pk", "name")]
+
+    def queryset(self, request, queryset):
+        tag = Tag.objects.filter(pk=self.value()).first() if self.value() else None
+        if tag is None:
+            return queryset
+        return queryset.with_tag(tag)
+
+
+# --- Customer form -------------------------------------------------------------------
+
+
+def attribute_field_name(code: str) -> str:
+    return f"{ATTRIBUTE_FIELD_PREFIX}{code}"
+
+
+def _attribute_form_field(definition: AttributeDefinition, current: Any) -> forms.Field:
+    """Return the form field that edits one custom attribute."""
+    common = {
+        "label": definition.label,
+        "help_text": definition.help_text,
+        "required": False,
+    }
+    kind = definition.kind
+    if kind == AttributeDefinition.Kind.NUMBER:
+        # localize: Polish staff type "1,5".
+        return forms.DecimalField(
+            max_digits=18, decimal_places=6, localize=True, **common
+        )
+    if kind == AttributeDefinition.Kind.DATE:
+        return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
+    if kind == AttributeDefinition.Kind.BOOLEAN:
+        return forms.NullBooleanField(**common)
+    if kind == AttributeDefinition.Kind.CHOICE:
+        choices = [(choice, choice) for choice in definition.choices]
+        # A value the definition no longer offers stays visible (and is kept as long
+        # as nobody touches the field) instead of silently showing as empty.
+        stale = current if isinstance(current, list) else [current]
+        for value in stale:
+            if value not in (None, "") and value not in definition.choices:
+                choices.append(
+                    (value, _("%(value)s (no longer offered)") % {"value": value})
+                )
+        if definition.multiple:
+            return forms.MultipleChoiceField(
+                choices=choices, widget=forms.CheckboxSelectMultiple, **common
+            )
+        return forms.ChoiceField(choices=[("", "---------"), *choices], **common)
+    return forms.CharField(max_length=500, **common)
+
+
+def _attribute_initial(definition: AttributeDefinition, value: Any) -> Any:
+    if value is None:
+        return None
+    if definition.kind == AttributeDefinition.Kind.DATE and isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            return value
+    if definition.kind == AttributeDefinition.Kind.NUMBER:
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            return value
+    if definition.kind == AttributeDefinition.Kind.CHOICE and definition.multiple:
+        return value if isinstance(value, list) else [value]
+    return value
+
+
+class CustomerForm(forms.ModelForm):
+    """Normalises like the rest of the system and edits attributes as real fields."""
+
+    # Wider than the model columns: people paste "+48 (601) 234-567" or
+    # "PL 526-000-12-46"; the clean_* methods store the canonical form.
+    phone = forms.CharField(
+        label=_verbose(Customer, "phone"), max_length=32, required=False
+    )
+    nip = forms.CharField(
+        label=_verbose(Customer, "nip"), max_length=20, required=False
+    )
+    preferred_channels = forms.MultipleChoiceField(
+        label=_verbose(Customer, "preferred_channels"),
+        choices=Customer.Channel.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+
+    class Meta:
+        model = Customer
+        # Not "attributes": its values are edited through generated fields.
+        fields = (
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "birth_date",
+            "gender",
+            "language",
+            "tags",
+            "company",
+            "nip",
+            "preferred_channels",
+            "acquisition_source",
+            "acquisition_medium",
+            "acquisition_campaign",
+            "acquisition_keyword",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = self.instance.attributes or {}
+        self.attribute_definitions = {
+            definition.code: definition
+            for definition in AttributeDefinition.objects.filter(is_active=True)
+        }
+        for code, definition in self.attribute_definitions.items():
+            value = stored.get(code)
+            name = attribute_field_name(code)
+            self.fields[name] = _attribute_form_field(definition, value)
+            self.initial[name] = _attribute_initial(definition, value)
+
+    def clean_email(self) -> str | None:
+        email = self.cleaned_data.get("email")
+        if not email:
+            return None
+        email = normalize_email(email)
+        duplicates = Customer.objects.by_email(email)
+        if self.instance.pk:
+            duplicates = duplicates.exclude(pk=self.instance.pk)
+        if duplicates.exists():
+            raise ValidationError(
+                _("Another customer already has this email address."),
+                code="duplicate_email",
+            )
+        return email
+
+    def clean_phone(self) -> str:
+        phone = (self.cleaned_data.get("phone") or "").strip()
+        return normalize_phone(phone) if phone else ""
+
+    def clean_nip(self) -> str:
+        nip = (self.cleaned_data.get("nip") or "").strip()
+        return normalize_nip(nip) if nip else ""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # Untouched fields keep their stored value verbatim, even one a definition
+        # no longer allows: correcting the email must not drop it.
+        changed = {
+            code: cleaned[attribute_field_name(code)]
+            for code in self.attribute_definitions
+            if attribute_field_name(code) in self.changed_data
+            and attribute_field_name(code) in cleaned
+        }
+        if not changed:
+            return cleaned
+        try:
+            # The same rules and storage format as the API and imports.
+            values = customer_attributes_clean(
+                changed, definitions=self.attribute_definitions.values()
+            )
+        except ValidationError as error:
+            self._add_attribute_errors(error)
+            return cleaned
+        attributes = dict(self.instance.attributes or {})
+        for code in changed:
+            # An emptied field comes back without its key: the value is removed.
+            if code in values:
+                attributes[code] = values[code]
+            else:
+                attributes.pop(code, None)
+        self.instance.attributes = attributes
+        return cleaned
+
+    def _add_attribute_errors(self, error: ValidationError) -> None:
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for code, errors in error.error_dict.items():
+            name = attribute_field_name(code)
+            self.add_error(name if name in self.fields else None, errors)
+
+
+class AddressForm(forms.ModelForm):
+    phone = forms.CharField(
+        label=_verbose(Address, "phone"), max_length=32, required=False
+    )
+
+    class Meta:
+        model = Address
+        fields = (
+            "kind",
+            "is_default",
+            "first_name",
+            "last_name",
+            "company",
+            "street",
+            "street2",
+            "postcode",
+            "city",
+            "region",
+            "country",
+            "phone",
+        )
+
+    def clean_phone(self) -> str:
+        phone = (self.cleaned_data.get("phone") or "").strip()
+        return normalize_phone(phone) if phone else ""
+
+    # The postcode is normalised per country by Address.clean (run by full_clean).
+
+
+# --- Customer admin ------------------------------------------------------------------
+
+
+class AddressInline(admin.StackedInline):
+    model = Address
+    form = AddressForm
+    extra = 0
+    fields = (
+        ("kind", "is_default"),
+        ("first_name", "last_name"),
+        "company",
+        "street",
+        "street2",
+        ("postcode", "city"),
+        ("region", "country"),
+        "phone",
+    )
+
+
+class CustomerIdentityInline(admin.TabularInline):
+    """The customer's ids in the shops, read-only.
+
+    Identities are written by the shop sync and imports, keyed by (store, external
+    id) for idempotency; editing one by hand would make the next sync create a
+    duplicate customer. Deleting a wrong one stays with the model permission.
+    """
+
+    model = CustomerIdentity
+    extra = 0
+    fields = ("store", "external_id", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The store column and __str__ show the store: one join, not one query a row.
+        return super().get_queryset(request).select_related("store")
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerForm
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    list_display = ("display_name", "email", "phone_display", "status", "created_at")
+    list_display_links = ("display_name", "email")
+    # Only indexed orderings: sorting a million rows by name takes seconds.
+    sortable_by = ("created_at",)
+    list_filter = (
+        "status",
+        "gender",
+        "language",
+        "created_at",
+        TagListFilter,
+        StoreListFilter,
+    )
+    # The search box needs search_fields; the search itself is Customer.objects.search.
+    search_fields = ("email", "first_name", "last_name", "company", "phone")
+    search_help_text = _(
+        "Email, phone in any format, first or last name, company or order number."
+    )
+    autocomplete_fields = ("tags",)
+    readonly_fields = (
+        "status",
+        "created_at",
+        "updated_at",
+        "last_seen_at",
+        "last_device",
+        "last_os",
+        "last_browser",
+    )
+    inlines = [AddressInline, CustomerIdentityInline]
+    base_fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("first_name", "last_name"),
+                    "email",
+                    "phone",
+                    ("birth_date", "gender"),
+                    "language",
+                    "status",
+                    "tags",
+                )
+            },
+        ),
+        (_("Company"), {"fields": ("company", "nip")}),
+        (
+            _("Marketing"),
+            {
+                "fields": (
+                    "preferred_channels",
+                    ("acquisition_source", "acquisition_medium"),
+                    ("acquisition_campaign", "acquisition_keyword"),
+                )
+            },
+        ),
+        (
+            _("Activity"),
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    ("created_at", "updated_at"),
+                    "last_seen_at",
+                    ("last_device", "last_os", "last_browser"),
+                ),
+            },
+        ),
+    )
+
+    @admin.display(description=_("name"))
+    def display_name(self, customer: Customer) -> str:
+        return customer.full_name or customer.company or "—"
+
+    @admin.display(description=_("phone"))
+    def phone_display(self, customer: Customer) -> str:
+        return format_phone(customer.phone)
+
+    @admin.display(description=_("custom attributes"))
+    def attributes_display(self, customer: Customer) -> str:
+        attributes = customer.attributes or {}
+        rows = [
+            (definition.label, _format_attribute(attributes[definition.code]))
+            for definition in AttributeDefinition.objects.all()
+            if definition.code in attributes
+        ]
+        if not rows:
+            return "—"
+        return format_html(
+            "<dl>{}</dl>", format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows)
+        )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        if not search_term.strip():
+            return queryset, False
+        # search() filters with EXISTS/IN, never joins to many: no duplicates.
+        return queryset.search(search_term), False
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fieldsets = list(self.base_fieldsets)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # The view-only page has no form fields to render: show the values.
+            fieldsets.append(
+                (_("Custom attributes"), {"fields": ("attributes_display",)})
+            )
+            return fieldsets
+        codes = AttributeDefinition.objects.filter(is_active=True).values_list(
+            "code", flat=True
+        )
+        names = tuple(attribute_field_name(code) for code in codes)
+        if names:
+            fieldsets.append((_("Custom attributes"), {"fields": names}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return (*self.readonly_fields, "attributes_display")
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        # Attribute fields are added by CustomerForm.__init__, not by the model form
+        # factory, which only knows model fields.
+        fields = kwargs.get("fields")
+        if fields is not None:
+            kwargs["fields"] = [
+                name for name in fields if not name.startswith(ATTRIBUTE_FIELD_PREFIX)
+            ]
+        return super().get_form(request, obj, change, **kwargs)
+
+
+def _format_attribute(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if value is True:
+        return str(_("Yes"))
+    if value is False:
+        return str(_("No"))
+    return str(value)
