@@ -1,0 +1,1 @@
+"""Benchmarks: one module per benchmark, run by ``python bench/run.py [name ...]``."""
