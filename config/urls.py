@@ -2,14 +2,19 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from customers import views as customer_views
+
 admin.site.site_header = "Kartoteka"
 admin.site.site_title = "Kartoteka"
 
 urlpatterns = [
+    path("", customer_views.HomeView.as_view(), name="home"),
+    path("login/", customer_views.LoginView.as_view(), name="login"),
+    path("logout/", customer_views.LogoutView.as_view(), name="logout"),
+    path("customers/", include("customers.urls")),
+    path("orders/", include("orders.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("", include("customers.urls")),
-    path("orders/", include("orders.urls")),
 ]
 
 if settings.DEBUG:

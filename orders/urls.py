@@ -1,2 +1,9 @@
+from django.urls import path
+
+from orders import views
+
 app_name = "orders"
-urlpatterns = []
+urlpatterns = [
+    path("", views.OrderListView.as_view(), name="list"),
+    path("<int:pk>/", views.OrderDetailView.as_view(), name="detail"),
+]

@@ -111,7 +111,7 @@ def test_unfiltered_changelist_never_counts_the_whole_table(
         {"status__exact": "paid"},
         {"currency": "PLN"},
         {"payment_method": "blik"},
-        {"placed_at__gte": "2020-01-01"},
+        {"placed_at__gte": "2020-01-01 00:00:00+01:00"},
     ],
 )
 def test_filters(admin_client, orders, anna_order, params):

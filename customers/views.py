@@ -1,0 +1,310 @@
+"""Staff pages for customers, and the pieces every staff page builds on.
+
+``StaffPageMixin`` (login, then a model permission, 403 for the logged-in without it)
+and ``paginate_without_count`` are used by the pages of every app to the right of
+this one. Orders are read through the reverse relation ``customer.orders`` only:
+customers sits left of orders in the layering and never imports from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils import formats
+from django.utils.dateparse import parse_date
+from django.utils.translation import gettext as _
+from django.views.generic import DetailView, RedirectView, TemplateView
+
+from customers.filters import CustomerFilter
+from customers.models import AttributeDefinition, Customer
+from customers.paginators import table_row_estimate
+
+# The newest orders shown on a customer's page. A catch-all "guest" customer can hold
+# tens of thousands of orders; the rest are one click away in the order list.
+CUSTOMER_PAGE_ORDERS = 250
+
+
+class StaffPageMixin(LoginRequiredMixin, PermissionRequiredMixin):
+    """Login first (redirect to the login page), then ``permission_required``.
+
+    A logged-in user without the permission gets the 403 page in the layout, never a
+    redirect to a login form they cannot use.
+    """
+
+    raise_exception = True
+
+    def handle_no_permission(self):
+        if not self.request.user.is_authenticated:
+            return redirect_to_login(self.request.get_full_path())
+        raise PermissionDenied
+
+
+@dataclass
+class CheapPage:
+    """One page of a list, found without counting the whole list.
+
+    ``paginate_without_count`` fetches ``per_page + 1`` rows: the extra row only says
+    whether a next page exists. A million-row table is never COUNTed; the price is that
+    the number of pages is unknown, so the pager offers previous/next, and the total
+    is shown only when it is known for free (the last page) or estimated from
+    pg_class.reltuples (``customers.paginators.table_row_estimate``) on an unfiltered
+    list.
+    """
+
+    object_list: list
+    number: int
+    per_page: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_next or self.has_previous
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.per_page + 1 if self.object_list else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.per_page + len(self.object_list)
+
+    @property
+    def known_total(self) -> int | None:
+        """The total row count when this page proves it (the last page), else None."""
+        return None if self.has_next else self.end_index
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    def __len__(self) -> int:
+        return len(self.object_list)
+
+
+def paginate_without_count(queryset: QuerySet, page: Any, per_page: int) -> CheapPage:
+    """Return page ``page`` (1-based; junk means 1) of an ordered queryset; no COUNT."""
+    try:
+        number = max(1, int(page))
+    except (TypeError, ValueError):
+        number = 1
+    offset = (number - 1) * per_page
+    rows = list(queryset[offset : offset + per_page + 1])
+    return CheapPage(
+        object_list=rows[:per_page],
+        number=number,
+        per_page=per_page,
+        has_next=len(rows) > per_page,
+    )
+
+
+class HomeView(RedirectView):
+    """``/``: the customer list is where staff start their day."""
+
+    pattern_name = "customers:list"
+
+
+class LoginView(auth_views.LoginView):
+    redirect_authenticated_user = True
+
+
+class LogoutView(auth_views.LogoutView):
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        # Messages live in a cookie first, so this survives the session flush.
+        messages.info(request, _("You have been signed out."))
+        return response
+
+
+class CustomerListView(StaffPageMixin, TemplateView):
+    """Search, filter, order and page through customers.
+
+    A search alone (the header search box) that finds exactly one order number or
+    exactly one customer goes straight to that page.
+    """
+
+    permission_required = "customers.view_customer"
+    template_name = "customers/customer_list.html"
+    per_page = 50
+
+    def get(self, request, *args, **kwargs):
+        target = self.single_match_url()
+        if target:
+            return HttpResponseRedirect(target)
+        return super().get(request, *args, **kwargs)
+
+    def single_match_url(self) -> str | None:
+        given = {key for key, value in self.request.GET.items() if value.strip()}
+        if given != {"q"}:
+            return None
+        query = self.request.GET["q"].strip()
+        if self.request.user.has_perm("orders.view_order"):
+            # The Order model through the reverse relation: no import from orders.
+            order_model = Customer._meta.get_field("orders").related_model
+            orders = list(
+                order_model.objects.filter(number__iexact=query).values_list(
+                    "pk", flat=True
+                )[:2]
+            )
+            if len(orders) == 1:
+                return reverse("orders:detail", args=[orders[0]])
+        customers = list(
+            Customer.objects.search(query).order_by().values_list("pk", flat=True)[:2]
+        )
+        if len(customers) == 1:
+            return reverse("customers:detail", args=[customers[0]])
+        return None
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        customer_filter = CustomerFilter(
+            self.request.GET or None, queryset=Customer.objects.all()
+        )
+        queryset = customer_filter.qs.prefetch_related("tags")
+        page = paginate_without_count(
+            queryset, self.request.GET.get("page"), self.per_page
+        )
+        narrowed = customer_filter.is_narrowed
+        context.update(
+            filter=customer_filter,
+            page=page,
+            customers=page.object_list,
+            narrowed=narrowed,
+            ordering=customer_filter.ordering or CustomerFilter.DEFAULT_ORDERING,
+            known_total=page.known_total,
+            estimated_total=(
+                table_row_estimate(Customer.objects.all())
+                if not narrowed and page.known_total is None
+                else None
+            ),
+        )
+        return context
+
+
+def attribute_display(definition: AttributeDefinition, value: Any) -> str:
+    """A custom attribute value as text for people, in the active language."""
+    kind = AttributeDefinition.Kind
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    if definition.kind == kind.BOOLEAN or isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if definition.kind == kind.DATE:
+        parsed = value if isinstance(value, dt.date) else parse_date(str(value))
+        return formats.date_format(parsed) if parsed else str(value)
+    if definition.kind == kind.NUMBER:
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            return str(value)
+        return formats.number_format(number, use_l10n=True, force_grouping=True)
+    return str(value)
+
+
+def customer_attribute_rows(customer: Customer) -> list[tuple[str, str]]:
+    """(label, value) for each active attribute definition the customer has filled."""
+    rows = []
+    for definition in AttributeDefinition.objects.filter(is_active=True):
+        value = (customer.attributes or {}).get(definition.code)
+        if value is None or value == "" or value == []:
+            continue
+        rows.append((definition.label, attribute_display(definition, value)))
+    return rows
+
+
+def customer_order_summary(customer: Customer) -> dict[str, Any]:
+    """Lifetime figures: order count, first/last order, revenue and AOV per currency.
+
+    Revenue counts only orders in a revenue status (paid, shipped, delivered); orders
+    may be in any currency, so amounts are never added across currencies. One query,
+    grouped by currency; the totals over all currencies are summed here.
+    """
+    orders = customer.orders.all()
+    revenue_statuses = Q(status__in=orders.model.REVENUE_STATUSES)
+    per_currency = list(
+        orders.order_by("currency")
+        .values("currency")
+        .annotate(
+            count=Count("pk"),
+            first=Min("placed_at"),
+            last=Max("placed_at"),
+            orders=Count("pk", filter=revenue_statuses),
+            revenue=Sum("total", filter=revenue_statuses),
+        )
+    )
+    revenue = [
+        {
+            "currency": row["currency"],
+            "orders": row["orders"],
+            "revenue": row["revenue"],
+            "average": (row["revenue"] / row["orders"]).quantize(Decimal("0.01")),
+        }
+        for row in per_currency
+        if row["orders"]
+    ]
+    return {
+        "count": sum(row["count"] for row in per_currency),
+        "first": min((row["first"] for row in per_currency), default=None),
+        "last": max((row["last"] for row in per_currency), default=None),
+        "revenue": revenue,
+    }
+
+
+class CustomerDetailView(StaffPageMixin, DetailView):
+    """Everything about one customer on one page, in a bounded number of queries."""
+
+    permission_required = "customers.view_customer"
+    template_name = "customers/customer_detail.html"
+    context_object_name = "customer"
+    queryset = Customer.objects.prefetch_related(
+        "identities__store", "addresses", "tags"
+    )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        customer = self.object
+        addresses = sorted(
+            customer.addresses.all(),
+            key=lambda a: (not a.is_default, a.kind, -a.updated_at.timestamp()),
+        )
+        orders = list(
+            customer.orders.select_related("store")
+            .prefetch_related("lines")
+            .order_by("-placed_at", "-pk")[:CUSTOMER_PAGE_ORDERS]
+        )
+        summary = customer_order_summary(customer)
+        context.update(
+            addresses=addresses,
+            channels=[
+                Customer.Channel(code).label
+                for code in customer.preferred_channels or []
+                if code in Customer.Channel.values
+            ],
+            attribute_rows=customer_attribute_rows(customer),
+            summary=summary,
+            orders=orders,
+            orders_hidden=max(0, summary["count"] - len(orders)),
+            can_change=self.request.user.has_perm("customers.change_customer"),
+            can_view_orders=self.request.user.has_perm("orders.view_order"),
+        )
+        return context
