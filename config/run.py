@@ -71,49 +71,23 @@ def main() -> int:
     manage("migrate", "--noinput")
     manage("seed_demo", "--customers", str(DEMO_CUSTOMERS), "--if-empty")
 
+    import django
+
+    django.setup()
+    from customers.demo import DEMO_PASSWORD, DEMO_USERNAME
+
     port = free_port(int(os.environ.get("PORT", "8000")))
     commands = {
         "web": [*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"],
         "worker": [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "2",
+            *(sys.executable, "-m", "celery", "-A", "config", "worker"),
+            *("--loglevel", "INFO", "--concurrency", "2"),
         ],
         "beat": [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "beat",
-            "--loglevel",
-            "INFO",
+            *(sys.executable, "-m", "celery", "-A", "config", "beat"),
+            *("--loglevel", "INFO"),
         ],
     }
-    processes = {
-        # Own process groups: Ctrl-C reaches us once and we stop each child cleanly.
-        name: subprocess.Popen(command, cwd=BASE_DIR, start_new_session=True)  # noqa: S603
-        for name, command in commands.items()
-    }
-
-    from customers.demo import DEMO_PASSWORD, DEMO_USERNAME
-
-    print(
-        "\n"
-        f"  Kartoteka is running at http://127.0.0.1:{port}/\n"
-        f"  Log in as {DEMO_USERNAME} / {DEMO_PASSWORD}"
-        f"  (admin: http://127.0.0.1:{port}/admin/)\n"
-        "  Press Ctrl-C to stop web, worker and beat.\n",
-        flush=True,
-    )
-
     stopping = False
 
     def stop(signum, frame):
@@ -122,29 +96,46 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    processes: dict[str, subprocess.Popen] = {}
     exit_code = 0
-    while not stopping:
-        for name, process in processes.items():
-            if process.poll() is not None:
-                print(f"{name} exited with {process.returncode}; stopping the rest.")
-                exit_code = process.returncode or 1
-                stopping = True
-        time.sleep(0.5)
-
-    print("Stopping…", flush=True)
-    for process in processes.values():
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for process in processes.values():
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-    if redis_client is not None:
-        embedded.stop_redis(redis_client)
-    if started_pg:
-        embedded.stop_database()
+    try:
+        for name, command in commands.items():
+            # Own process groups: Ctrl-C reaches us once and we stop each child.
+            processes[name] = subprocess.Popen(  # noqa: S603
+                command, cwd=BASE_DIR, start_new_session=True
+            )
+        print(
+            "\n"
+            f"  Kartoteka is running at http://127.0.0.1:{port}/\n"
+            f"  Log in as {DEMO_USERNAME} / {DEMO_PASSWORD}"
+            f"  (admin: http://127.0.0.1:{port}/admin/)\n"
+            "  Press Ctrl-C to stop web, worker and beat.\n",
+            flush=True,
+        )
+        while not stopping:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(
+                        f"{name} exited with {process.returncode}; stopping the rest."
+                    )
+                    exit_code = process.returncode or 1
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        print("Stopping…", flush=True)
+        for process in processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        if redis_client is not None:
+            embedded.stop_redis(redis_client)
+        if started_pg:
+            embedded.stop_database()
     print("Stopped.")
     return exit_code
 
