@@ -46,6 +46,16 @@ def free_port(preferred: int) -> int:
     raise SystemExit(f"No free port between {preferred} and {preferred + 49}.")
 
 
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Return once the web server accepts connections (or has died, or timed out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+
+
 def manage(*args: str) -> None:
     subprocess.run([*MANAGE, *args], check=True, cwd=BASE_DIR)  # noqa: S603
 
@@ -104,6 +114,7 @@ def main() -> int:
             processes[name] = subprocess.Popen(  # noqa: S603
                 command, cwd=BASE_DIR, start_new_session=True
             )
+        wait_for_port(port, processes["web"])
         print(
             "\n"
             f"  Kartoteka is running at http://127.0.0.1:{port}/\n"
