@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -14,7 +16,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
-from customers.models import AttributeDefinition, Customer, CustomerIdentity, Store, Tag
+from customers.models import (
+    ApiKey,
+    AttributeDefinition,
+    Customer,
+    CustomerIdentity,
+    Store,
+    Tag,
+)
 from customers.validators import normalize_email, normalize_nip, normalize_phone
 
 # Fields customer_upsert sets from its keyword arguments, beyond the identity keys.
@@ -415,5 +424,51 @@ def customer_mark_buyer(*, customer: Customer) -> bool:
     return bool(
         Customer.objects.filter(pk=customer.pk, status=Customer.Status.LEAD).update(
             status=Customer.Status.BUYER, updated_at=timezone.now()
+        )
+    )
+
+
+def api_key_create(
+    *, store: Store, name: str, scopes: Iterable[str], actor: Any = None
+) -> tuple[ApiKey, str]:
+    """Create an API key for ``store``; return it with the only copy of the secret."""
+    scopes = sorted(set(scopes))
+    errors = {}
+    if not scopes or set(scopes) - set(ApiKey.Scope.values):
+        errors["scopes"] = ValidationError(
+            _("Choose the scopes from: %(choices)s."),
+            code="invalid_choice",
+            params={"choices": ", ".join(ApiKey.Scope.values)},
+        )
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        errors["name"] = ValidationError(
+            _("Give the key a name of at most 100 characters."), code="required"
+        )
+    if errors:
+        raise ValidationError(errors)
+    prefix = secrets.token_hex(4)
+    raw_key = f"kt_{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(
+        store=store,
+        name=name,
+        prefix=prefix,
+        key_hash=api_key_hash(raw_key),
+        scopes=scopes,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    return api_key, raw_key
+
+
+def api_key_hash(raw_key: str) -> str:
+    """SHA-256 of a key as stored; keys are random, so no slow hash is needed."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_revoke(*, api_key: ApiKey, actor: Any = None) -> bool:
+    """Revoke a key at once; returns whether it was active."""
+    return bool(
+        ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
         )
     )

@@ -314,3 +314,82 @@ class OrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.name}"
+
+
+class CartQuerySet(models.QuerySet):
+    def open(self) -> CartQuerySet:
+        """Carts not (yet) turned into an order."""
+        return self.filter(converted_at__isnull=True)
+
+    def abandoned_since(self, moment) -> CartQuerySet:
+        """Open carts with items, last changed before ``moment``."""
+        return self.open().filter(updated_at__lt=moment, value__gt=0)
+
+
+class Cart(models.Model):
+    """A shopping cart as the store last reported it; flows use it for reminders."""
+
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="carts"
+    )
+    external_id = models.CharField(_("external id"), max_length=100)
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="carts",
+    )
+    anonymous_id = models.CharField(_("anonymous id"), max_length=64, blank=True)
+    currency = models.CharField(
+        _("currency"),
+        max_length=3,
+        default=settings.DEFAULT_CURRENCY,
+        validators=[currency_validator],
+    )
+    value = models.DecimalField(_("value"), **MONEY, default=Decimal("0"))
+    # [{"sku", "name", "quantity", "unit_price", "product_id"}], as last reported.
+    items = models.JSONField(_("items"), default=list, blank=True)
+    updated_at = models.DateTimeField(_("updated at (in the store)"))
+    converted_order = models.OneToOneField(
+        Order,
+        verbose_name=_("order"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="cart",
+    )
+    converted_at = models.DateTimeField(_("converted at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    modified_at = models.DateTimeField(_("modified at"), auto_now=True)
+
+    objects = CartQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("cart")
+        verbose_name_plural = _("carts")
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "external_id"], name="cart_store_external_id_unique"
+            ),
+            models.CheckConstraint(
+                condition=~Q(customer__isnull=True, anonymous_id=""),
+                name="cart_has_customer_or_visitor",
+            ),
+            models.CheckConstraint(
+                condition=Q(value__gte=0), name="cart_value_non_negative"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(converted_at__isnull=True),
+                name="cart_open_updated_idx",
+            ),
+            models.Index(fields=["customer", "-updated_at"], name="cart_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store.code}:{self.external_id}"

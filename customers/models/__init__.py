@@ -1,0 +1,30 @@
+from customers.models.api import ApiKey, IdempotencyRecord
+from customers.models.customer import (
+    Address,
+    AttributeDefinition,
+    Customer,
+    CustomerIdentity,
+    CustomerQuerySet,
+    Store,
+    Tag,
+    currency_validator,
+)
+from customers.models.events import Event, Visitor
+from customers.models.webhooks import WebhookDelivery, WebhookEndpoint
+
+__all__ = [
+    "Address",
+    "ApiKey",
+    "AttributeDefinition",
+    "Customer",
+    "CustomerIdentity",
+    "CustomerQuerySet",
+    "Event",
+    "IdempotencyRecord",
+    "Store",
+    "Tag",
+    "Visitor",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "currency_validator",
+]
