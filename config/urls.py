@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from customers import views as customer_views
 
@@ -13,6 +14,13 @@ urlpatterns = [
     path("logout/", customer_views.LogoutView.as_view(), name="logout"),
     path("customers/", include("customers.urls")),
     path("orders/", include("orders.urls")),
+    path("api/v1/", include("customers.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema"),
+        name="api-docs",
+    ),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

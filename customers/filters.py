@@ -1,14 +1,16 @@
-"""Filters for the staff customer list; each one reuses a named QuerySet method."""
+"""Filters for customer lists (staff page, API); each reuses a named QuerySet rule."""
 
 from __future__ import annotations
 
 import django_filters
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import DateRangeWidget, SuffixedMultiWidget
 
 from customers.models import Customer, CustomerQuerySet, Store, Tag
+from customers.validators import normalize_phone
 
 
 class DateRangeInputs(DateRangeWidget):
@@ -121,3 +123,33 @@ class CustomerFilter(django_filters.FilterSet):
     def is_narrowed(self) -> bool:
         """True when a search or filter is applied (ordering alone does not count)."""
         return is_narrowed(self, ignore=("o",))
+
+
+class CustomerApiFilter(django_filters.FilterSet):
+    """Filters of GET /api/v1/customers/; each reuses a named QuerySet rule."""
+
+    email = django_filters.CharFilter(method="filter_email")
+    phone = django_filters.CharFilter(method="filter_phone")
+    external_id = django_filters.CharFilter(method="filter_external_id")
+    updated_since = django_filters.IsoDateTimeFilter(
+        field_name="updated_at", lookup_expr="gte"
+    )
+    tag = django_filters.CharFilter(field_name="tags__name", lookup_expr="iexact")
+
+    class Meta:
+        model = Customer
+        fields = ("email", "phone", "external_id", "updated_since", "tag")
+
+    def filter_email(self, queryset, name, value):
+        return queryset.by_email(value.strip())
+
+    def filter_external_id(self, queryset, name, value):
+        return queryset.filter(
+            identities__store=self.request.auth.store, identities__external_id=value
+        )
+
+    def filter_phone(self, queryset, name, value):
+        try:
+            return queryset.filter(phone=normalize_phone(value))
+        except ValidationError:
+            return queryset.none()

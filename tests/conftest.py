@@ -29,3 +29,26 @@ def make_staff(db, django_user_model):
         return user
 
     return make
+
+
+@pytest.fixture
+def make_api_client(db):
+    """An APIClient holding a new key for ``store`` with ``scopes``."""
+    from rest_framework.test import APIClient
+
+    from customers.services import api_key_create
+
+    def make(store, scopes=("read", "write")):
+        _key, raw = api_key_create(store=store, name="test", scopes=scopes)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+        client.raw_key = raw
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(store, make_api_client):
+    """A read-write API client for ``store``."""
+    return make_api_client(store)

@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_countries",
     "django_filters",
+    "rest_framework",
+    "drf_spectacular",
     "django_celery_beat",
     "customers",
     "orders",
@@ -130,6 +132,39 @@ STORAGES = {
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="kartoteka@localhost")
+
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# REST API: a store's API key in the Authorization header, JSON only.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "customers.api.authentication.ApiKeyAuthentication"
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["customers.api.authentication.HasApiKeyScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["customers.api.authentication.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": env("API_RATE_LIMIT", default="6000/min")},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Kartoteka API",
+    "DESCRIPTION": (
+        "The shop's platform keeps Kartoteka current: customers, orders, products, "
+        "carts and behaviour events. Authenticate with `Authorization: Api-Key <key>`"
+        " (create one with `python manage.py create_api_key --store CODE`). Writes "
+        "are idempotent: PUT by the store's external id, and POST honours an "
+        "`Idempotency-Key` header."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # Celery. No CELERY_BROKER_URL means the embedded Redis started by `make run`.
 CELERY_BROKER_URL = env(

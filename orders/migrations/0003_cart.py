@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("customers", "0004_apikey_event_idempotencyrecord_visitor_and_more"),
+        ("customers", "0004_api_keys_webhooks_events"),
         ("orders", "0002_role_permissions"),
     ]
 
