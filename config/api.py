@@ -11,12 +11,14 @@ import hashlib
 import json
 from typing import Any
 
+import django_filters
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -36,7 +38,8 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[dict[str, str]]]:
         if all(isinstance(item, exceptions.ErrorDetail) for item in detail):
             return {
                 prefix or api_settings.NON_FIELD_ERRORS_KEY: [
-                    {"code": item.code, "message": str(item)} for item in detail
+                    {"code": item.code or "invalid", "message": str(item)}
+                    for item in detail
                 ]
             }
         flat = {}
@@ -91,12 +94,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         }
     else:
         detail = getattr(exc, "detail", "")
-        body = {
-            "status": response.status_code,
-            "code": getattr(detail, "code", None)
-            or getattr(exc, "default_code", "error"),
-            "detail": str(detail),
-        }
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        body = {"status": response.status_code, "code": code, "detail": str(detail)}
+        if response.status_code == status.HTTP_400_BAD_REQUEST:  # e.g. malformed JSON
+            body["errors"] = {
+                api_settings.NON_FIELD_ERRORS_KEY: [
+                    {"code": code, "message": str(detail)}
+                ]
+            }
     response.data = body
     return response
 
@@ -138,6 +143,62 @@ class StrictSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError(unknown)
         return value
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only strings: 0 is not a name, nor true a SKU."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """An API FilterSet: a filter given with an empty value is a 400, not ignored."""
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name in self.filters:
+            if name in self.data and self.data.get(name) == "":
+                self.form.add_error(
+                    name,
+                    DjangoValidationError(
+                        _("This filter may not be empty."), code="blank"
+                    ),
+                )
+                valid = False
+        return valid
+
+
+class SyncCursorPagination(CursorPagination):
+    """Oldest change first, so a client syncs with ``updated_since`` and the cursor.
+
+    A ``page_size`` that is not a whole number from 1 to 1,000 is a 400, not
+    silently replaced by the default.
+    """
+
+    ordering = ("updated_at", "id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {
+                    self.page_size_query_param: [
+                        exceptions.ErrorDetail(
+                            str(_("Give a whole number from 1 to 1000.")),
+                            code="invalid",
+                        )
+                    ]
+                }
+            )
+        return int(raw)
 
 
 def validated_data(serializer_class, data: Any, **kwargs: Any) -> dict:
@@ -214,3 +275,91 @@ class IdempotentPostMixin:
                 response_body=json.loads(json.dumps(response.data, default=str)),
             )
         return super().finalize_response(request, response, *args, **kwargs)
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "integer"},
+        "code": {"type": "string"},
+        "detail": {"type": "string"},
+    },
+    "required": ["status", "code", "detail"],
+}
+VALIDATION_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        **ERROR_SCHEMA["properties"],
+        "errors": {
+            "type": "object",
+            "description": "Field path (e.g. `lines.2.quantity`) to its errors.",
+            "additionalProperties": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                    "required": ["code", "message"],
+                },
+            },
+        },
+    },
+    "required": ["status", "code", "detail", "errors"],
+}
+ERROR_RESPONSES = {
+    "400": ("ValidationError", "Invalid input: every bad field, by its path."),
+    "401": ("Error", "No API key, or a wrong or revoked one."),
+    "403": ("Error", "The API key lacks the scope (read or write) this needs."),
+    "404": ("Error", "Not found in the API key's store."),
+    "429": ("Error", "Too many requests for this API key; see Retry-After."),
+}
+
+
+def add_error_responses(result, generator, request, public):
+    """drf-spectacular hook: document the one error shape on every operation."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = ERROR_SCHEMA
+    components["ValidationError"] = VALIDATION_ERROR_SCHEMA
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            codes = dict(ERROR_RESPONSES)
+            if method == "post":
+                codes["409"] = (
+                    "Error",
+                    "The Idempotency-Key was used with another body, or is in use.",
+                )
+                codes["413"] = ("Error", "More items than one request may carry.")
+            for code, (schema_name, description) in codes.items():
+                response = {
+                    "description": description,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{schema_name}"}
+                        }
+                    },
+                }
+                if code == "429":
+                    response["headers"] = {
+                        "Retry-After": {
+                            "description": "Seconds to wait before trying again.",
+                            "schema": {"type": "integer"},
+                        }
+                    }
+                responses.setdefault(code, response)
+            if method == "post":
+                operation.setdefault("parameters", []).append(
+                    {
+                        "name": IDEMPOTENCY_HEADER,
+                        "in": "header",
+                        "required": False,
+                        "description": (
+                            "Repeat a POST safely: the same key and body return the "
+                            "first response; the same key with another body is 409."
+                        ),
+                        "schema": {"type": "string", "maxLength": 255},
+                    }
+                )
+    return result

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import DateRangeWidget, SuffixedMultiWidget
 
+from config.api import StrictFilterSet
 from customers.models import Customer, CustomerQuerySet, Store, Tag
 from customers.validators import normalize_phone
 
@@ -125,7 +126,7 @@ class CustomerFilter(django_filters.FilterSet):
         return is_narrowed(self, ignore=("o",))
 
 
-class CustomerApiFilter(django_filters.FilterSet):
+class CustomerApiFilter(StrictFilterSet):
     """Filters of GET /api/v1/customers/; each reuses a named QuerySet rule."""
 
     email = django_filters.CharFilter(method="filter_email")
