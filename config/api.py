@@ -7,6 +7,7 @@ Services raise Django's ValidationError; the handler turns it into the same 400.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from typing import Any
@@ -154,11 +155,41 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 time, compared in UTC (PostgreSQL refuses offsets over 15:59)."""
+
+    def filter(self, qs, value):
+        if value is not None:
+            try:
+                value = value.astimezone(dt.UTC)
+            except OverflowError:  # year 1 or 9999 pushed past the calendar's end
+                value = (
+                    dt.datetime.min.replace(tzinfo=dt.UTC)
+                    if value.year == 1
+                    else dt.datetime.max.replace(tzinfo=dt.UTC)
+                )
+        return super().filter(qs, value)
+
+
+PAGINATION_PARAMS = frozenset({"cursor", "page_size"})
+
+
 class StrictFilterSet(django_filters.FilterSet):
-    """An API FilterSet: a filter given with an empty value is a 400, not ignored."""
+    """An API FilterSet: an empty or unknown query parameter is a 400, not ignored."""
 
     def is_valid(self) -> bool:
         valid = super().is_valid()
+        unknown = sorted(set(self.data) - set(self.filters) - PAGINATION_PARAMS)
+        if unknown:
+            self.form.add_error(
+                None,
+                DjangoValidationError(
+                    _("Unknown query parameters: %(names)s."),
+                    code="unknown_parameter",
+                    params={"names": ", ".join(unknown)},
+                ),
+            )
+            valid = False
         for name in self.filters:
             if name in self.data and self.data.get(name) == "":
                 self.form.add_error(

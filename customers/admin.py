@@ -11,33 +11,51 @@ orders admin adds its read-only order inline to ``CustomerAdmin.inlines`` itself
 from __future__ import annotations
 
 import datetime
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from customers.models import (
     Address,
+    ApiKey,
     AttributeDefinition,
     Customer,
     CustomerIdentity,
     Store,
     Tag,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from customers.paginators import EstimatedCountPaginator
-from customers.services import customer_attributes_clean
+from customers.services import (
+    api_key_create,
+    api_key_revoke,
+    customer_attributes_clean,
+)
 from customers.validators import (
     format_phone,
     normalize_email,
     normalize_nip,
     normalize_phone,
+)
+from customers.webhooks import (
+    TEST_EVENT,
+    webhook_delivery_retry,
+    webhook_endpoint_create,
+    webhook_endpoint_test,
+    webhook_endpoint_update,
+    webhook_url_validate,
 )
 
 ATTRIBUTE_FIELD_PREFIX = "attribute__"
@@ -549,3 +567,329 @@ def _format_attribute(value: Any) -> str:
     if value is False:
         return str(_("No"))
     return str(value)
+
+
+# --- Webhooks ------------------------------------------------------------------------
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(
+        label=_verbose(WebhookEndpoint, "url"), max_length=500, assume_scheme="https"
+    )
+    events = forms.MultipleChoiceField(
+        label=_verbose(WebhookEndpoint, "events"),
+        choices=WebhookEndpoint.EventType.choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("store", "url", "events", "is_active")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("url"):
+            try:
+                cleaned["url"] = webhook_url_validate(cleaned["url"])
+            except ValidationError as error:
+                self.add_error(None, error)  # keyed by "url"
+        return cleaned
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Endpoints are written through the webhook services; the secret is generated."""
+
+    form = WebhookEndpointForm
+    list_display = ("url", "store", "events_display", "is_active", "created_at")
+    list_filter = ("is_active", "store")
+    list_select_related = ("store",)
+    search_fields = ("url",)
+    actions = ["send_test_event"]
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        fields = ("store", "url", "events", "is_active")
+        if obj is None:
+            return fields
+        return (*fields, "secret", "created_at", "deliveries_link")
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return ()
+        # Moving an endpoint to another store would send it that store's customers.
+        return ("store", "secret", "created_at", "deliveries_link")
+
+    @admin.display(description=_("events"))
+    def events_display(self, endpoint: WebhookEndpoint) -> str:
+        labels = dict(WebhookEndpoint.EventType.choices)
+        return ", ".join(str(labels.get(event, event)) for event in endpoint.events)
+
+    @admin.display(description=_("deliveries"))
+    def deliveries_link(self, endpoint: WebhookEndpoint) -> str:
+        url = reverse("admin:customers_webhookdelivery_changelist")
+        return format_html(
+            '<a href="{}?endpoint__id__exact={}">{}</a>',
+            url,
+            endpoint.pk,
+            _("Delivery log of this endpoint"),
+        )
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            webhook_endpoint_update(
+                endpoint=obj,
+                url=data["url"],
+                events=data["events"],
+                is_active=data["is_active"],
+                actor=request.user,
+            )
+            return
+        endpoint = webhook_endpoint_create(
+            store=data["store"],
+            url=data["url"],
+            events=data["events"],
+            is_active=data["is_active"],
+            actor=request.user,
+        )
+        # The admin goes on with ``obj`` (log entry, redirect): make it the saved row.
+        obj.pk = endpoint.pk
+        obj.secret = endpoint.secret
+        obj.created_at = endpoint.created_at
+        obj._state = endpoint._state
+
+    def response_add(
+        self, request: HttpRequest, obj, post_url_continue=None
+    ) -> HttpResponse:
+        # Straight to the endpoint's page: that is where its new secret is shown.
+        if "_addanother" not in request.POST and "_popup" not in request.POST:
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = "1"
+        return super().response_add(request, obj, post_url_continue)
+
+    @admin.action(description=_("Send a test event"), permissions=("change",))
+    def send_test_event(self, request: HttpRequest, queryset: QuerySet) -> None:
+        sent = inactive = 0
+        for endpoint in queryset.select_related("store"):
+            try:
+                webhook_endpoint_test(endpoint=endpoint, actor=request.user)
+            except ValidationError:
+                inactive += 1
+            else:
+                sent += 1
+        if sent:
+            self.message_user(
+                request,
+                ngettext(
+                    "A test event is on its way to %(count)d endpoint; see the "
+                    "delivery log for the response.",
+                    "A test event is on its way to %(count)d endpoints; see the "
+                    "delivery log for the responses.",
+                    sent,
+                )
+                % {"count": sent},
+                messages.SUCCESS,
+            )
+        if inactive:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d endpoint is inactive and was skipped.",
+                    "%(count)d endpoints are inactive and were skipped.",
+                    inactive,
+                )
+                % {"count": inactive},
+                messages.WARNING,
+            )
+
+
+class WebhookEventListFilter(admin.SimpleListFilter):
+    """Fixed choices: a plain field filter would SELECT DISTINCT over the whole log."""
+
+    title = _("event")
+    parameter_name = "event"
+
+    def lookups(self, request, model_admin):
+        return [*WebhookEndpoint.EventType.choices, (TEST_EVENT, _("Test event"))]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        return queryset.filter(event=self.value())
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """The delivery log, read-only; "retry now" needs the change permission."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_display = (
+        "created_at",
+        "event",
+        "endpoint",
+        "status",
+        "attempts",
+        "response_status",
+        "delivered_at",
+        "next_attempt_at",
+    )
+    list_filter = ("status", WebhookEventListFilter, "endpoint")
+    list_select_related = ("endpoint",)
+    sortable_by = ()
+    fields = (
+        "id",
+        "event",
+        "endpoint",
+        "status",
+        ("attempts", "response_status"),
+        "last_error",
+        ("created_at", "delivered_at", "next_attempt_at"),
+        "payload_display",
+    )
+    readonly_fields = (
+        "id",
+        "event",
+        "endpoint",
+        "status",
+        "attempts",
+        "response_status",
+        "last_error",
+        "created_at",
+        "delivered_at",
+        "next_attempt_at",
+        "payload_display",
+    )
+    actions = ["retry_now"]
+
+    @admin.display(description=_("payload"))
+    def payload_display(self, delivery: WebhookDelivery) -> str:
+        text = json.dumps(
+            delivery.payload, indent=2, sort_keys=True, ensure_ascii=False
+        )
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', text)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.action(description=_("Retry now"), permissions=("retry",))
+    def retry_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        retried = sum(
+            webhook_delivery_retry(delivery=delivery, actor=request.user)
+            for delivery in queryset.exclude(status=WebhookDelivery.Status.SUCCEEDED)
+        )
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d delivery will be sent again now.",
+                "%(count)d deliveries will be sent again now.",
+                retried,
+            )
+            % {"count": retried},
+            messages.SUCCESS,
+        )
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"),
+        choices=ApiKey.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[ApiKey.Scope.READ, ApiKey.Scope.WRITE],
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("store", "name", "scopes", "expires_at")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created here or with ``create_api_key``; the secret is shown once."""
+
+    form = ApiKeyForm
+    list_display = (
+        "name",
+        "store",
+        "prefix_display",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "state",
+    )
+    list_filter = ("store", ("revoked_at", admin.EmptyFieldListFilter))
+    list_select_related = ("store",)
+    search_fields = ("name", "prefix")
+    actions = ("revoke_keys",)
+    readonly_fields = (
+        "prefix_display",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+    )
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return ("store", "name", "scopes", "expires_at")
+        return ("store", "name", "prefix_display", "scopes", *self.readonly_fields[1:])
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return ()
+        # A key's store and scopes are fixed: revoke it and create another.
+        return ("store", "scopes", "expires_at", *self.readonly_fields)
+
+    @admin.display(description=_("prefix"))
+    def prefix_display(self, api_key: ApiKey) -> str:
+        return f"kt_{api_key.prefix}_…"
+
+    @admin.display(description=_("state"))
+    def state(self, api_key: ApiKey) -> str:
+        if api_key.revoked_at:
+            return str(_("Revoked"))
+        return str(_("Active")) if api_key.is_active else str(_("Expired"))
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        api_key, raw_key = api_key_create(
+            store=form.cleaned_data["store"],
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            actor=request.user,
+        )
+        if form.cleaned_data.get("expires_at"):
+            api_key.expires_at = form.cleaned_data["expires_at"]
+            api_key.save(update_fields=["expires_at"])
+        obj.pk = api_key.pk
+        messages.warning(
+            request,
+            format_html(
+                "{} <code>{}</code>",
+                _("Copy the new key now; it will not be shown again:"),
+                raw_key,
+            ),
+        )
+
+    @admin.action(description=_("Revoke the selected keys"), permissions=["change"])
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
+        revoked = sum(
+            api_key_revoke(api_key=api_key, actor=request.user) for api_key in queryset
+        )
+        self.message_user(
+            request,
+            ngettext("Revoked %(count)d key.", "Revoked %(count)d keys.", revoked)
+            % {"count": revoked},
+        )

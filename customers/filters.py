@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import DateRangeWidget, SuffixedMultiWidget
 
-from config.api import StrictFilterSet
+from config.api import StrictFilterSet, UtcDateTimeFilter
 from customers.models import Customer, CustomerQuerySet, Store, Tag
 from customers.validators import normalize_phone
 
@@ -132,9 +132,7 @@ class CustomerApiFilter(StrictFilterSet):
     email = django_filters.CharFilter(method="filter_email")
     phone = django_filters.CharFilter(method="filter_phone")
     external_id = django_filters.CharFilter(method="filter_external_id")
-    updated_since = django_filters.IsoDateTimeFilter(
-        field_name="updated_at", lookup_expr="gte"
-    )
+    updated_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     tag = django_filters.CharFilter(field_name="tags__name", lookup_expr="iexact")
 
     class Meta:

@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
+import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
+from psycopg import sql
 
 from customers.models import (
     ApiKey,
     AttributeDefinition,
     Customer,
     CustomerIdentity,
+    Event,
     Store,
     Tag,
+    Visitor,
 )
 from customers.validators import normalize_email, normalize_nip, normalize_phone
+from customers.webhooks import webhook_emit_customer_updated
 
 # Fields customer_upsert sets from its keyword arguments, beyond the identity keys.
 PROFILE_FIELDS = frozenset(
@@ -304,13 +311,23 @@ def customer_upsert(
     for attempt in range(2):
         try:
             with transaction.atomic():
-                return _customer_upsert(
+                since = timezone.now()
+                customer, created = _customer_upsert(
                     store=store,
                     external_id=external_id,
                     email=email,
                     phone=phone,
                     profile=profile,
                 )
+                # The shop mirrors the change; an idempotent repeat emits nothing.
+                webhook_emit_customer_updated(
+                    customer=customer,
+                    created=created,
+                    since=since,
+                    store=store,
+                    external_id=external_id,
+                )
+                return customer, created
         except IntegrityError:
             # A concurrent upsert created the same customer or identity first: the
             # second pass finds it and updates it instead.
@@ -472,3 +489,506 @@ def api_key_revoke(*, api_key: ApiKey, actor: Any = None) -> bool:
             revoked_at=timezone.now()
         )
     )
+
+
+# Behaviour events ----------------------------------------------------------------
+
+EVENT_BATCH_LIMIT = 1000
+# Free-text event fields and the most characters each may hold, as the model has it.
+EVENT_TEXT_FIELDS = {
+    name: Event._meta.get_field(name).max_length
+    for name in (
+        "external_id",
+        "url",
+        "referrer",
+        "keyword",
+        "product_sku",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "device",
+        "os",
+        "browser",
+    )
+}
+EVENT_FIELDS = frozenset(
+    {"kind", "occurred_at", "customer", "anonymous_id", "ip", *EVENT_TEXT_FIELDS}
+)
+_EVENT_KINDS = frozenset(Event.Kind.values)
+_ANONYMOUS_ID_LIMIT = Visitor._meta.get_field("anonymous_id").max_length
+_CUSTOMER_ID_LIMIT = CustomerIdentity._meta.get_field("external_id").max_length
+# A clock a little ahead is tolerated; further ahead would pin "last seen" for good.
+EVENT_FUTURE_TOLERANCE = dt.timedelta(days=1)
+EVENT_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# The order of a cleaned event's values: the staging table's and the insert's.
+_EVENT_COLUMNS = (
+    "external_id",
+    "customer_id",
+    "anonymous_id",
+    "kind",
+    "occurred_at",
+    "url",
+    "referrer",
+    "keyword",
+    "product_sku",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "device",
+    "os",
+    "browser",
+    "ip_network",
+)
+_EVENT_STAGING = "kartoteka_event_staging"
+
+# event_ingest's statements. Table names come from the models, values are bound.
+# The batch is copied (COPY) into a temporary table kept per database session and
+# emptied at commit; from there every write is one set-based statement.
+_STAGING_CREATE = sql.SQL("""
+    CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (
+        n integer NOT NULL,
+        external_id varchar NOT NULL,
+        customer_id bigint,
+        anonymous_id varchar NOT NULL,
+        kind varchar NOT NULL,
+        occurred_at timestamptz NOT NULL,
+        url varchar NOT NULL,
+        referrer varchar NOT NULL,
+        keyword varchar NOT NULL,
+        product_sku varchar NOT NULL,
+        utm_source varchar NOT NULL,
+        utm_medium varchar NOT NULL,
+        utm_campaign varchar NOT NULL,
+        device varchar NOT NULL,
+        os varchar NOT NULL,
+        browser varchar NOT NULL,
+        ip_network inet
+    ) ON COMMIT DELETE ROWS
+""").format(staging=sql.Identifier(_EVENT_STAGING))
+# A caller's outer transaction may have staged an earlier batch: start empty.
+_STAGING_CLEAR = sql.SQL("DELETE FROM {staging}").format(
+    staging=sql.Identifier(_EVENT_STAGING)
+)
+_STAGING_COPY = sql.SQL("COPY {staging} (n, {columns}) FROM STDIN").format(
+    staging=sql.Identifier(_EVENT_STAGING),
+    columns=sql.SQL(", ").join(map(sql.Identifier, _EVENT_COLUMNS)),
+)
+# Insert or widen visitors. A row changes only when it learns something (earlier
+# first seen, later last seen, another customer), so a repeated batch writes
+# nothing; rows go in sorted, so concurrent batches lock shared visitors in one
+# order. Returns the ids identified (given a customer) by this statement.
+_VISITORS_UPSERT = """
+    INSERT INTO {visitor} AS v
+        (store_id, anonymous_id, customer_id, first_seen_at, last_seen_at,
+         identified_at)
+    SELECT %(store)s, b.anonymous_id, b.customer_id, b.first_seen_at,
+           b.last_seen_at,
+           CASE WHEN b.customer_id IS NOT NULL THEN %(now)s::timestamptz END
+    FROM ({source}) AS b
+    ORDER BY b.anonymous_id
+    ON CONFLICT (store_id, anonymous_id) DO UPDATE SET
+        first_seen_at = LEAST(v.first_seen_at, EXCLUDED.first_seen_at),
+        last_seen_at = GREATEST(v.last_seen_at, EXCLUDED.last_seen_at),
+        customer_id = COALESCE(EXCLUDED.customer_id, v.customer_id),
+        identified_at = CASE
+            WHEN EXCLUDED.customer_id IS NOT NULL
+                 AND EXCLUDED.customer_id IS DISTINCT FROM v.customer_id
+            THEN EXCLUDED.identified_at ELSE v.identified_at END
+    WHERE EXCLUDED.first_seen_at < v.first_seen_at
+        OR EXCLUDED.last_seen_at > v.last_seen_at
+        OR (EXCLUDED.customer_id IS NOT NULL
+            AND EXCLUDED.customer_id IS DISTINCT FROM v.customer_id)
+    RETURNING v.anonymous_id, v.identified_at = %(now)s::timestamptz
+"""
+# Per visitor in the batch: first and last seen, and the customer of their newest
+# event that names one (the latest login wins).
+_VISITORS_FROM_STAGING = sql.SQL(_VISITORS_UPSERT).format(
+    visitor=sql.Identifier(Visitor._meta.db_table),
+    source=sql.SQL("""
+        SELECT anonymous_id,
+               (array_agg(customer_id ORDER BY occurred_at DESC, n DESC)
+                   FILTER (WHERE customer_id IS NOT NULL))[1] AS customer_id,
+               min(occurred_at) AS first_seen_at,
+               max(occurred_at) AS last_seen_at
+        FROM {staging}
+        WHERE anonymous_id <> ''
+        GROUP BY anonymous_id
+    """).format(staging=sql.Identifier(_EVENT_STAGING)),
+)
+_VISITOR_ONE = sql.SQL(_VISITORS_UPSERT).format(
+    visitor=sql.Identifier(Visitor._meta.db_table),
+    source=sql.SQL(
+        "SELECT %(anonymous_id)s::varchar AS anonymous_id, "
+        "%(customer)s::bigint AS customer_id, %(at)s::timestamptz AS first_seen_at, "
+        "%(at)s::timestamptz AS last_seen_at"
+    ),
+)
+# One statement: insert the staged events (skipping external ids already stored;
+# an anonymous event of an identified visitor gets the visitor's customer), then
+# from each customer's newest new event set their last seen time and device. An
+# older time changes nothing; an empty device, OS or browser keeps the stored one.
+# Customers are locked in id order first, so concurrent batches cannot deadlock.
+# ``updated_at`` stays: activity is not a profile change the sync feed must carry.
+_EVENTS_INSERT = sql.SQL("""
+    WITH inserted AS (
+        INSERT INTO {event}
+            (store_id, received_at, {columns})
+        SELECT %(store)s, %(now)s, e.external_id,
+               -- looked up (by the unique index) only for anonymous events: a
+               -- join would read the whole visitor table when the plan hashes it
+               COALESCE(
+                   e.customer_id,
+                   (SELECT v.customer_id FROM {visitor} v
+                    WHERE v.store_id = %(store)s AND v.anonymous_id = e.anonymous_id)
+               ),
+               e.anonymous_id, e.kind, e.occurred_at, e.url, e.referrer, e.keyword,
+               e.product_sku, e.utm_source, e.utm_medium, e.utm_campaign, e.device,
+               e.os, e.browser, e.ip_network
+        FROM {staging} e
+        -- by external id: concurrent retries take the unique index's locks in order
+        ORDER BY e.external_id, e.n
+        ON CONFLICT (store_id, external_id) WHERE external_id <> '' DO NOTHING
+        RETURNING customer_id, occurred_at, device, os, browser
+    ),
+    newest AS (
+        SELECT DISTINCT ON (customer_id)
+               customer_id, occurred_at, device, os, browser
+        FROM inserted
+        WHERE customer_id IS NOT NULL
+        ORDER BY customer_id, occurred_at DESC
+    ),
+    locked AS (
+        SELECT id FROM {customer}
+        WHERE id IN (SELECT customer_id FROM newest)
+        ORDER BY id
+        FOR NO KEY UPDATE
+    ),
+    seen AS (
+        UPDATE {customer} c SET
+            last_seen_at = s.occurred_at,
+            last_device = COALESCE(NULLIF(s.device, ''), c.last_device),
+            last_os = COALESCE(NULLIF(s.os, ''), c.last_os),
+            last_browser = COALESCE(NULLIF(s.browser, ''), c.last_browser)
+        FROM locked JOIN newest s ON s.customer_id = locked.id
+        WHERE c.id = locked.id
+            AND (c.last_seen_at IS NULL OR c.last_seen_at < s.occurred_at)
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM seen)
+""").format(
+    event=sql.Identifier(Event._meta.db_table),
+    visitor=sql.Identifier(Visitor._meta.db_table),
+    customer=sql.Identifier(Customer._meta.db_table),
+    staging=sql.Identifier(_EVENT_STAGING),
+    columns=sql.SQL(", ").join(map(sql.Identifier, _EVENT_COLUMNS)),
+)
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+def _ip_network(address: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) network of an address: the host part is dropped.
+
+    Raises ValueError for anything but an IP address. An IPv4 address mapped into
+    IPv6 counts as IPv4.
+    """
+    if _IPV4.fullmatch(address):  # the common case, without ipaddress's objects
+        return address[: address.rindex(".")] + ".0"
+    ip = ipaddress.ip_address(address.strip())
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ipaddress.IPv4Address(int(ip) & 0xFFFFFF00))
+    return str(ipaddress.IPv6Address(int(ip) >> 80 << 80))
+
+
+def _event_text(value: Any, limit: int) -> str:
+    """A stripped string of at most ``limit`` characters PostgreSQL can store."""
+    if not isinstance(value, str):
+        raise ValidationError(_("Enter text."), code="invalid")
+    value = value.strip()
+    if len(value) > limit:
+        raise ValidationError(
+            _("At most %(limit)d characters."), code="too_long", params={"limit": limit}
+        )
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(
+                _("The text holds characters that are not allowed."), code="invalid"
+            ) from None
+    if "\x00" in value:
+        raise ValidationError(
+            _("The text holds characters that are not allowed."), code="invalid"
+        )
+    return value
+
+
+def _event_moment(value: Any, latest: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, str) and value:
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            moment = _parse(parse_datetime, value)
+        if moment is None:
+            raise ValidationError(
+                _("Enter a date and time in ISO 8601, e.g. 2026-03-01T12:30:00+01:00."),
+                code="invalid_datetime",
+            )
+    else:
+        raise ValidationError(_("This field is required."), code="required")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    if moment > latest or moment < EVENT_EARLIEST:
+        raise ValidationError(
+            _("The event cannot have happened then."), code="out_of_range"
+        )
+    return moment
+
+
+def _event_clean(
+    item: Any, latest: dt.datetime, zone: dt.tzinfo
+) -> tuple[list[Any], dict[str, ValidationError]]:
+    """One event's values in ``_EVENT_COLUMNS`` order, and its errors by field.
+
+    The key ``""`` holds an error about the item as a whole.
+    """
+    if not isinstance(item, Mapping):
+        error = ValidationError(_("Send each event as an object."), code="invalid")
+        return [], {"": error}
+    errors: dict[str, ValidationError] = {}
+    for name in item.keys() - EVENT_FIELDS:
+        errors[str(name)] = ValidationError(_("Unknown field."), code="unknown_field")
+    kind = item.get("kind")
+    if not isinstance(kind, str) or kind not in _EVENT_KINDS:
+        errors["kind"] = (
+            ValidationError(_("This field is required."), code="required")
+            if kind is None or kind == ""
+            else ValidationError(
+                _("Choose one of: %(choices)s."),
+                code="invalid_choice",
+                params={"choices": ", ".join(Event.Kind.values)},
+            )
+        )
+    try:
+        occurred_at = _event_moment(item.get("occurred_at"), latest, zone)
+    except ValidationError as error:
+        errors["occurred_at"] = error
+        occurred_at = None
+    keys: dict[str, str] = {}
+    for name, limit in (
+        ("customer", _CUSTOMER_ID_LIMIT),
+        ("anonymous_id", _ANONYMOUS_ID_LIMIT),
+    ):
+        value = item.get(name)
+        if value is None:
+            keys[name] = ""
+            continue
+        try:
+            keys[name] = _event_text(value, limit)
+        except ValidationError as error:
+            errors[name] = error
+            continue
+        if not keys[name]:  # absent is null or missing, not an empty id
+            errors[name] = ValidationError(
+                _("This field may not be blank."), code="blank"
+            )
+    if (
+        not keys.get("customer")
+        and not keys.get("anonymous_id")
+        and not ({"customer", "anonymous_id"} & errors.keys())
+    ):
+        errors["customer"] = ValidationError(
+            _("Give the store's customer id, the anonymous visitor id, or both."),
+            code="required",
+        )
+    texts: dict[str, str] = {}
+    for name, limit in EVENT_TEXT_FIELDS.items():
+        value = item.get(name)
+        if value is None:
+            texts[name] = ""
+            continue
+        if type(value) is str:  # the common case, inline: 1,000 events a request
+            value = value.strip()
+            if len(value) <= limit and value.isascii() and "\x00" not in value:
+                texts[name] = value
+                continue
+        try:
+            texts[name] = _event_text(value, limit)
+        except ValidationError as error:
+            errors[name] = error
+    network = None
+    address = item.get("ip")
+    if address is not None and address != "":
+        try:
+            if not isinstance(address, str):
+                raise ValueError(address)
+            network = _ip_network(address)
+        except ValueError:
+            errors["ip"] = ValidationError(
+                _("Enter an IPv4 or IPv6 address."), code="invalid_ip"
+            )
+    if errors:
+        return [], errors
+    return [
+        texts["external_id"],
+        keys["customer"],
+        keys["anonymous_id"],
+        kind,
+        occurred_at,
+        texts["url"],
+        texts["referrer"],
+        texts["keyword"],
+        texts["product_sku"],
+        texts["utm_source"],
+        texts["utm_medium"],
+        texts["utm_campaign"],
+        texts["device"],
+        texts["os"],
+        texts["browser"],
+        network,
+    ], errors
+
+
+def event_ingest(*, store: Store, events: Sequence[Any]) -> dict[str, int]:
+    """Store a batch of behaviour events set-based; return accepted and duplicates.
+
+    Every event is validated first and the whole batch is refused (ValidationError
+    keyed ``events.<n>.<field>``) if any is invalid, so nothing is half-written.
+    An event whose ``external_id`` the store already sent is a duplicate and is
+    skipped: a retried batch changes nothing. IP addresses are cut to their /24 or
+    /48 network before storage. An event carrying both the customer and the
+    anonymous id identifies that visitor: their earlier anonymous events (and open
+    carts) are attached to the customer, and so are their later ones on arrival.
+    Customers' last seen time and device come from their newest event in the batch.
+    """
+    if len(events) > EVENT_BATCH_LIMIT:
+        raise ValidationError(
+            {
+                "events": ValidationError(
+                    _("At most %(limit)d events per request."),
+                    code="too_many",
+                    params={"limit": EVENT_BATCH_LIMIT},
+                )
+            }
+        )
+    zone = timezone.get_current_timezone()
+    now = timezone.now()
+    latest = now + EVENT_FUTURE_TOLERANCE
+    rows: list[list[Any]] = []
+    errors: dict[str, ValidationError] = {}
+    for index, item in enumerate(events):
+        row, item_errors = _event_clean(item, latest, zone)
+        if item_errors:
+            for name, error in item_errors.items():
+                errors[f"events.{index}.{name}" if name else f"events.{index}"] = error
+        else:
+            rows.append(row)
+    if errors:
+        raise ValidationError(errors)
+    if not rows:
+        return {"accepted": 0, "duplicates": 0}
+
+    # The store's customer ids, resolved in one query; an unknown one is an error
+    # (another store's id is unknown here too).
+    external_ids = {row[1] for row in rows if row[1]}
+    customer_ids = dict(
+        CustomerIdentity.objects.filter(
+            store=store, external_id__in=external_ids
+        ).values_list("external_id", "customer_id")
+        if external_ids
+        else ()
+    )
+    if len(customer_ids) < len(external_ids):
+        for index, row in enumerate(rows):
+            if row[1] and row[1] not in customer_ids:
+                errors[f"events.{index}.customer"] = ValidationError(
+                    _("The store has no customer with this id."),
+                    code="unknown_customer",
+                )
+        raise ValidationError(errors)
+    for index, row in enumerate(rows):
+        row[1] = customer_ids[row[1]] if row[1] else None
+        row.insert(0, index)
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_STAGING_CREATE)
+        cursor.execute(_STAGING_CLEAR)
+        with cursor.cursor.copy(_STAGING_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+        params = {"store": store.pk, "now": now}
+        if any(row[3] for row in rows):
+            cursor.execute(_VISITORS_FROM_STAGING, params)
+            identified = [anonymous_id for anonymous_id, new in cursor if new]
+            if identified:
+                _visitors_attach(store=store, anonymous_ids=identified, now=now)
+        cursor.execute(_EVENTS_INSERT, params)
+        accepted, _seen = cursor.fetchone()
+    return {"accepted": accepted, "duplicates": len(events) - accepted}
+
+
+def visitor_identify(
+    *,
+    store: Store,
+    anonymous_id: str,
+    customer: Customer,
+    at: dt.datetime | None = None,
+) -> Visitor:
+    """Record that an anonymous visitor is ``customer``; attach their earlier traces.
+
+    The visitor's anonymous events and open carts in ``store`` join the customer in
+    one UPDATE each; their later anonymous events join on arrival (event_ingest).
+    ``at`` is when they identified (a login, an order), now if not given.
+    """
+    try:
+        anonymous_id = _event_text(anonymous_id, _ANONYMOUS_ID_LIMIT)
+    except ValidationError as error:
+        raise ValidationError({"anonymous_id": error}) from None
+    if not anonymous_id:
+        raise ValidationError(
+            {"anonymous_id": ValidationError(_("This field is required."), "required")}
+        )
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _VISITOR_ONE,
+            {
+                "store": store.pk,
+                "now": now,
+                "anonymous_id": anonymous_id,
+                "customer": customer.pk,
+                "at": at or now,
+            },
+        )
+        if any(new for _anonymous_id, new in cursor):
+            _visitors_attach(store=store, anonymous_ids=[anonymous_id], now=now)
+    return Visitor.objects.get(store=store, anonymous_id=anonymous_id)
+
+
+def _visitors_attach(
+    *, store: Store, anonymous_ids: list[str], now: dt.datetime
+) -> None:
+    """Give the visitors' anonymous events and open carts their customer, set-based."""
+    visitor_customer = Subquery(
+        Visitor.objects.filter(
+            store=store, anonymous_id=OuterRef("anonymous_id")
+        ).values("customer_id")[:1]
+    )
+    Event.objects.filter(
+        store=store, customer__isnull=True, anonymous_id__in=anonymous_ids
+    ).update(customer_id=visitor_customer)
+    # Carts belong to orders, which sits to the right of customers: reached through
+    # the reverse relation, never imported.
+    carts = getattr(store, "carts", None)
+    if carts is not None:
+        carts.filter(
+            customer__isnull=True,
+            converted_at__isnull=True,
+            anonymous_id__in=anonymous_ids,
+        ).update(customer_id=visitor_customer, modified_at=now)

@@ -1,4 +1,4 @@
-"""Filters for the staff order list; each one reuses a named QuerySet method."""
+"""Filters for the staff order list and the API; each reuses a named QuerySet rule."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from django import forms
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from config.api import StrictFilterSet, UtcDateTimeFilter
 from customers.filters import DateRangeInputs, is_narrowed
 from customers.models import Customer, Store
-from orders.models import Order, OrderQuerySet
+from orders.models import Category, Order, OrderQuerySet, Product
 
 
 class OrderFilter(django_filters.FilterSet):
@@ -49,3 +50,65 @@ class OrderFilter(django_filters.FilterSet):
     def is_narrowed(self) -> bool:
         """True when any filter is applied."""
         return is_narrowed(self)
+
+
+class OrderApiFilter(StrictFilterSet):
+    """Filters of GET /api/v1/orders/ (the queryset is already the key's store)."""
+
+    customer = django_filters.CharFilter(
+        method="filter_customer",
+        help_text=_("The store's customer id."),
+    )
+    status = django_filters.ChoiceFilter(choices=Order.Status.choices)
+    placed_after = UtcDateTimeFilter(
+        field_name="placed_at",
+        lookup_expr="gte",
+        help_text=_("Placed at or after this time (ISO 8601)."),
+    )
+    placed_before = UtcDateTimeFilter(
+        field_name="placed_at",
+        lookup_expr="lt",
+        help_text=_("Placed before this time (ISO 8601)."),
+    )
+    updated_since = UtcDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text=_("Changed at or after this time (ISO 8601)."),
+    )
+
+    class Meta:
+        model = Order
+        fields = ("customer", "status", "placed_after", "placed_before")
+
+    def filter_customer(self, queryset: OrderQuerySet, name: str, value: str):
+        # (store, external id) is unique, so the join matches one identity at most.
+        return queryset.filter(
+            customer__identities__store=self.request.auth.store,
+            customer__identities__external_id=value,
+        )
+
+
+class ProductApiFilter(StrictFilterSet):
+    """Filters of GET /api/v1/products/."""
+
+    sku = django_filters.CharFilter()
+    external_id = django_filters.CharFilter()
+    updated_since = UtcDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text=_("Changed at or after this time (ISO 8601)."),
+    )
+
+    class Meta:
+        model = Product
+        fields = ("sku", "external_id")
+
+
+class CategoryApiFilter(StrictFilterSet):
+    """Filters of GET /api/v1/categories/."""
+
+    external_id = django_filters.CharFilter()
+
+    class Meta:
+        model = Category
+        fields = ("external_id",)

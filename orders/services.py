@@ -8,15 +8,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from psycopg import sql
 
 from customers.models import Customer, Store
 from customers.services import customer_mark_buyer, customer_upsert
-from orders.models import Order, OrderLine, Product
+from orders.models import Cart, Category, Order, OrderLine, Product
 
 CENT = Decimal("0.01")
 TEXT_FIELDS = {
@@ -186,6 +187,7 @@ def order_upsert(
     delivered_at: Any = None,
     cancelled_at: Any = None,
     returned_at: Any = None,
+    cart_external_id: str | None = None,
     actor: Any = None,
 ) -> tuple[Order, bool]:
     """Create or replace an order keyed by (store, external id), with its lines.
@@ -194,8 +196,11 @@ def order_upsert(
     sent (status too, without the transition rules of ``order_set_status``); status
     times left out keep their stored values. Sending the same order again writes
     nothing. The customer is given as ``customer`` or as ``customer_data`` for
-    ``customer_upsert`` in the same store. Bad input raises ValidationError keyed by
-    field (``lines.2.quantity``, ``customer.email``) and writes nothing.
+    ``customer_upsert`` in the same store. ``cart_external_id`` names the store's
+    cart the order came from: that cart is marked converted (a cart not yet reported
+    is recorded as converted, so a late cart update cannot make it look abandoned);
+    left out, the order keeps the cart it has. Bad input raises ValidationError keyed
+    by field (``lines.2.quantity``, ``customer.email``) and writes nothing.
     """
     errors: dict[str, Any] = {}
     external_id = (external_id or "").strip()
@@ -257,6 +262,13 @@ def order_upsert(
             )
         values[field] = dict(address or {})
     cleaned_lines = _clean_lines(store, lines, errors)
+    if cart_external_id is not None:
+        cart_external_id = str(cart_external_id).strip()
+        if not cart_external_id or len(cart_external_id) > 100:
+            errors["cart_id"] = ValidationError(
+                _("Give the cart's id in the shop (at most 100 characters)."),
+                code="invalid",
+            )
     if customer is None and customer_data is None:
         errors["customer"] = ValidationError(
             _("Give the customer who placed the order."), code="required"
@@ -284,6 +296,7 @@ def order_upsert(
                     customer_data=customer_data,
                     values=values,
                     lines=cleaned_lines,
+                    cart_external_id=cart_external_id,
                 )
         except IntegrityError:
             # A concurrent upsert of the same order won the insert: update it instead.
@@ -300,6 +313,7 @@ def _order_upsert(
     customer_data: Mapping[str, Any] | None,
     values: dict[str, Any],
     lines: list[dict[str, Any]],
+    cart_external_id: str | None = None,
 ) -> tuple[Order, bool]:
     if customer is None:
         try:
@@ -339,6 +353,10 @@ def _order_upsert(
             )
             if not changed:
                 order.save(update_fields=["updated_at"])
+    if cart_external_id:
+        _cart_convert(
+            store=store, external_id=cart_external_id, order=order, lines=lines
+        )
     if customer.status == Customer.Status.LEAD and customer_mark_buyer(
         customer=customer
     ):
@@ -414,3 +432,661 @@ def customer_statuses_refresh() -> dict[str, int]:
         .update(status=Customer.Status.LEAD, updated_at=now)
     )
     return {"promoted": promoted, "demoted": demoted}
+
+
+# --- Carts ---------------------------------------------------------------------
+
+CART_ITEM_LIMIT = 200
+# A shop clock a little ahead is tolerated; further ahead, the stored state would
+# outrank every later update.
+CART_FUTURE_TOLERANCE = dt.timedelta(days=1)
+CART_ITEM_FIELDS = frozenset({"sku", "name", "quantity", "unit_price"})
+
+
+def _prefixed(error: ValidationError, prefix: str) -> ValidationError:
+    """The same errors with their fields under ``prefix`` (``customer.email``)."""
+    if hasattr(error, "error_dict"):
+        return ValidationError(
+            {f"{prefix}.{field}": errs for field, errs in error.error_dict.items()}
+        )
+    return ValidationError({prefix: error.error_list})
+
+
+def _cart_item(line: Mapping[str, Any]) -> dict[str, Any]:
+    """A cart item as stored in Cart.items: amounts as strings, JSON-safe."""
+    return {
+        "sku": line["sku"],
+        "name": line["name"],
+        "quantity": str(line["quantity"]),
+        "unit_price": str(line["unit_price"]),
+        "product_id": line["product_id"],
+    }
+
+
+def _clean_cart_items(
+    store: Store, items: Any, errors: dict[str, ValidationError]
+) -> list[dict[str, Any]]:
+    if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+        errors["items"] = ValidationError(_("Give the items as a list."), "invalid")
+        return []
+    if len(items) > CART_ITEM_LIMIT:
+        errors["items"] = ValidationError(
+            _("At most %(limit)d items."),
+            code="too_many",
+            params={"limit": CART_ITEM_LIMIT},
+        )
+        return []
+    skus = {
+        item["sku"].strip()
+        for item in items
+        if isinstance(item, Mapping) and isinstance(item.get("sku"), str)
+    } - {""}
+    products = (
+        {
+            product.sku: product
+            for product in Product.objects.filter(store=store, sku__in=skus).only(
+                "id", "sku", "name"
+            )
+        }
+        if skus
+        else {}
+    )
+    cleaned = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            errors[f"items.{index}"] = ValidationError(
+                _("Give each item as an object."), code="invalid"
+            )
+            continue
+        for name in sorted(set(item) - CART_ITEM_FIELDS):
+            errors[f"items.{index}.{name}"] = ValidationError(
+                _("Unknown field."), code="unknown_field"
+            )
+        sku = str(item.get("sku") or "").strip()[:64]
+        product = products.get(sku)
+        name = str(item.get("name") or (product.name if product else "")).strip()
+        if not name:
+            errors[f"items.{index}.name"] = ValidationError(
+                _("Give the product name or a known SKU."), code="required"
+            )
+        row: dict[str, Any] = {
+            "sku": sku,
+            "name": name[:255],
+            "product_id": product.pk if product else None,
+        }
+        for field, parse in (("quantity", _quantity), ("unit_price", _money)):
+            try:
+                row[field] = parse(item.get(field))
+            except ValidationError as error:
+                errors[f"items.{index}.{field}"] = error
+        cleaned.append(row)
+    return cleaned
+
+
+def cart_upsert(
+    *,
+    store: Store,
+    external_id: str,
+    items: Sequence[Mapping[str, Any]],
+    updated_at: dt.datetime | str,
+    currency: str | None = None,
+    value: Any = None,
+    customer: Customer | None = None,
+    customer_data: Mapping[str, Any] | None = None,
+    anonymous_id: str = "",
+) -> tuple[Cart, bool]:
+    """Create or update the store's cart keyed by (store, external id).
+
+    ``updated_at`` is the store's time of this state: an update older than the
+    stored one is ignored (webhooks arrive out of order) and the stored cart is
+    returned; the same update twice writes nothing. ``value`` defaults to the sum
+    of the items. The cart belongs to ``customer``, to the customer that
+    ``customer_data`` upserts, or only to the visitor ``anonymous_id``; an update
+    naming no customer keeps the one stored. Invalid input raises ValidationError
+    keyed by field (``items.3.quantity``) and writes nothing.
+    """
+    errors: dict[str, ValidationError] = {}
+    external_id = str(external_id or "").strip()
+    if not external_id or len(external_id) > 100:
+        errors["external_id"] = ValidationError(
+            _("Give the cart's id in the shop (at most 100 characters)."),
+            code="required",
+        )
+    values: dict[str, Any] = {}
+    for field, raw, parse in (
+        ("updated_at", updated_at, lambda v: _moment(v, allow_none=False)),
+        ("currency", currency, lambda v: _currency(v, store.currency)),
+        ("value", value, lambda v: _money(v, allow_none=True)),
+    ):
+        try:
+            values[field] = parse(raw)
+        except ValidationError as error:
+            errors[field] = error
+    if values.get("updated_at") and (
+        values["updated_at"] > timezone.now() + CART_FUTURE_TOLERANCE
+    ):
+        errors["updated_at"] = ValidationError(
+            _("This time is in the future."), code="in_future"
+        )
+    anonymous_id = str(anonymous_id or "").strip()
+    if len(anonymous_id) > 64:
+        errors["anonymous_id"] = ValidationError(
+            _("At most %(limit)d characters."), code="too_long", params={"limit": 64}
+        )
+    lines = _clean_cart_items(store, items, errors)
+    if customer is None and customer_data is None and not anonymous_id:
+        errors["customer"] = ValidationError(
+            _("Give the customer or the visitor's anonymous id."), code="required"
+        )
+    if errors:
+        raise ValidationError(errors)
+    if values["value"] is None:
+        values["value"] = sum(
+            ((line["quantity"] * line["unit_price"]).quantize(CENT) for line in lines),
+            Decimal("0"),
+        )
+    values["items"] = [_cart_item(line) for line in lines]
+    if anonymous_id:
+        values["anonymous_id"] = anonymous_id
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                return _cart_upsert(
+                    store=store,
+                    external_id=external_id,
+                    customer=customer,
+                    customer_data=customer_data,
+                    values=values,
+                )
+        except IntegrityError:
+            # A concurrent upsert of the same cart won the insert: update it instead.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _cart_upsert(
+    *,
+    store: Store,
+    external_id: str,
+    customer: Customer | None,
+    customer_data: Mapping[str, Any] | None,
+    values: dict[str, Any],
+) -> tuple[Cart, bool]:
+    cart = (
+        Cart.objects.select_for_update()
+        .filter(store=store, external_id=external_id)
+        .first()
+    )
+    if cart is not None and cart.updated_at > values["updated_at"]:
+        return cart, False  # a late, older state: what we hold is newer
+    if customer is None and customer_data is not None:
+        try:
+            customer, _created = customer_upsert(store=store, **customer_data)
+        except ValidationError as error:
+            raise _prefixed(error, "customer") from None
+    if customer is not None:
+        values["customer"] = customer
+    if cart is None:
+        return Cart.objects.create(store=store, external_id=external_id, **values), True
+    changed = []
+    for field, value in values.items():
+        current = cart.customer_id if field == "customer" else getattr(cart, field)
+        if current != (value.pk if field == "customer" else value):
+            setattr(cart, field, value)
+            changed.append(field)
+    if changed:
+        cart.save(update_fields=[*changed, "modified_at"])
+    return cart, False
+
+
+def _cart_convert(
+    *, store: Store, external_id: str, order: Order, lines: list[dict[str, Any]]
+) -> None:
+    """Record that ``order`` came from the store's cart ``external_id``; idempotent.
+
+    A cart already converted to another order keeps its first order. A cart never
+    reported is recorded from the order, converted, so a late cart update cannot
+    make it look abandoned.
+    """
+    cart = (
+        Cart.objects.select_for_update()
+        .filter(store=store, external_id=external_id)
+        .first()
+    )
+    if cart is not None and cart.converted_order_id is not None:
+        return  # converted already: to this order, or first to another one
+    # The order named another cart before. That cart stays converted (it did end
+    # in a purchase) but no longer points at this order: one order, one cart.
+    Cart.objects.filter(converted_order=order).update(
+        converted_order=None, modified_at=timezone.now()
+    )
+    if cart is None:
+        Cart.objects.create(
+            store=store,
+            external_id=external_id,
+            customer=order.customer,
+            currency=order.currency,
+            value=order.subtotal,
+            items=[_cart_item(line) for line in lines],
+            updated_at=order.placed_at,
+            converted_order=order,
+            converted_at=order.placed_at,
+        )
+        return
+    cart.converted_order = order
+    cart.converted_at = cart.converted_at or order.placed_at
+    update_fields = ["converted_order", "converted_at", "modified_at"]
+    if cart.customer_id is None:
+        cart.customer = order.customer
+        update_fields.append("customer")
+    cart.save(update_fields=update_fields)
+
+
+# --- Products and categories, set-based ---------------------------------------
+
+CATALOG_BATCH_LIMIT = 1000
+_MISSING = object()
+
+
+def _text_parser(limit: int, *, required: bool) -> Any:
+    def parse(value: Any) -> str | None:
+        if value is None:
+            if required:
+                raise ValidationError(_("This field is required."), code="required")
+            return None
+        if not isinstance(value, str):
+            raise ValidationError(_("Enter text."), code="invalid")
+        text = value.strip()
+        if required and not text:
+            raise ValidationError(_("This field may not be blank."), code="blank")
+        if len(text) > limit:
+            raise ValidationError(
+                _("At most %(limit)d characters."),
+                code="too_long",
+                params={"limit": limit},
+            )
+        return text
+
+    return parse
+
+
+def _flag(value: Any) -> bool:
+    # Leave the field out to keep the stored flag; null is not a flag.
+    if isinstance(value, bool):
+        return value
+    raise ValidationError(_("Enter true or false."), code="invalid")
+
+
+def _days(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 32768:
+        raise ValidationError(
+            _("Enter a whole number of days from 1 to 32767."), code="invalid"
+        )
+    return value
+
+
+def _optional_currency(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(_("Enter text."), code="invalid")
+    return _currency(value, "")
+
+
+# Field -> parser. A parser gets None for null; a field left out is not parsed.
+PRODUCT_FIELDS = {
+    "external_id": _text_parser(100, required=True),
+    "sku": _text_parser(64, required=True),
+    "name": _text_parser(255, required=True),
+    "brand": _text_parser(100, required=False),
+    "category": _text_parser(100, required=False),
+    "price": _money,
+    "currency": _optional_currency,
+    "replenishment_days": _days,
+    "is_sensitive": _flag,
+    "is_active": _flag,
+}
+PRODUCT_REQUIRED = ("external_id", "sku", "name", "price")
+CATEGORY_FIELDS = {
+    "external_id": _text_parser(100, required=True),
+    "name": _text_parser(200, required=True),
+    "parent": _text_parser(100, required=False),
+    "is_sensitive": _flag,
+}
+CATEGORY_REQUIRED = ("external_id", "name")
+
+
+def _catalog_clean(
+    items: Sequence[Any], fields: Mapping[str, Any], required: Sequence[str]
+) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, ValidationError]]:
+    """Parse every item; return (index, fields given) and errors keyed items.N.x.
+
+    A field left out is absent from the result, so the upsert can keep what is
+    stored; a repeated external id is an error on the later item.
+    """
+    if len(items) > CATALOG_BATCH_LIMIT:
+        raise ValidationError(
+            {
+                "items": ValidationError(
+                    _("At most %(limit)d items per request."),
+                    code="too_many",
+                    params={"limit": CATALOG_BATCH_LIMIT},
+                )
+            }
+        )
+    rows: list[tuple[int, dict[str, Any]]] = []
+    errors: dict[str, ValidationError] = {}
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            errors[f"items.{index}"] = ValidationError(
+                _("Give each item as an object."), code="invalid"
+            )
+            continue
+        row: dict[str, Any] = {}
+        for name in sorted(set(item) - set(fields)):
+            errors[f"items.{index}.{name}"] = ValidationError(
+                _("Unknown field."), code="unknown_field"
+            )
+        for name, parse in fields.items():
+            raw = item.get(name, _MISSING)
+            if raw is _MISSING:
+                if name in required:
+                    errors[f"items.{index}.{name}"] = ValidationError(
+                        _("This field is required."), code="required"
+                    )
+                continue
+            try:
+                row[name] = parse(raw)
+            except ValidationError as error:
+                errors[f"items.{index}.{name}"] = error
+        external_id = row.get("external_id")
+        if external_id:
+            if external_id in seen:
+                errors[f"items.{index}.external_id"] = ValidationError(
+                    _("This external id appears twice in the batch."),
+                    code="duplicate",
+                )
+            seen.add(external_id)
+        rows.append((index, row))
+    return rows, errors
+
+
+# Fields left out keep the stored value: each row is merged with the stored product
+# (LEFT JOIN) before the insert, so EXCLUDED holds the product's whole new state
+# and an unchanged product is neither rewritten nor counted as updated.
+_PRODUCTS_UPSERT = sql.SQL("""
+    INSERT INTO {product} AS p
+        (store_id, external_id, sku, name, brand, category_id, price, currency,
+         replenishment_days, is_sensitive, is_active, created_at, updated_at)
+    SELECT %s, b.external_id, b.sku, b.name,
+           COALESCE(b.brand, o.brand, ''),
+           CASE WHEN b.has_category THEN b.category_id ELSE o.category_id END,
+           b.price,
+           COALESCE(b.currency, o.currency, %s),
+           CASE WHEN b.has_days THEN b.replenishment_days
+                ELSE o.replenishment_days END,
+           COALESCE(b.is_sensitive, o.is_sensitive, false),
+           COALESCE(b.is_active, o.is_active, true),
+           %s, %s
+    FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[],
+                %s::bigint[], %s::boolean[], %s::numeric[], %s::varchar[],
+                %s::integer[], %s::boolean[], %s::boolean[], %s::boolean[])
+        AS b(external_id, sku, name, brand, category_id, has_category, price,
+             currency, replenishment_days, has_days, is_sensitive, is_active)
+    LEFT JOIN {product} o ON o.store_id = %s AND o.external_id = b.external_id
+    ORDER BY b.external_id
+    ON CONFLICT (store_id, external_id) DO UPDATE SET
+        sku = EXCLUDED.sku,
+        name = EXCLUDED.name,
+        brand = EXCLUDED.brand,
+        category_id = EXCLUDED.category_id,
+        price = EXCLUDED.price,
+        currency = EXCLUDED.currency,
+        replenishment_days = EXCLUDED.replenishment_days,
+        is_sensitive = EXCLUDED.is_sensitive,
+        is_active = EXCLUDED.is_active,
+        updated_at = EXCLUDED.updated_at
+    WHERE (p.sku, p.name, p.brand, p.category_id, p.price, p.currency,
+           p.replenishment_days, p.is_sensitive, p.is_active)
+        IS DISTINCT FROM
+          (EXCLUDED.sku, EXCLUDED.name, EXCLUDED.brand, EXCLUDED.category_id,
+           EXCLUDED.price, EXCLUDED.currency, EXCLUDED.replenishment_days,
+           EXCLUDED.is_sensitive, EXCLUDED.is_active)
+    RETURNING (xmax = 0) AS created
+""").format(product=sql.Identifier(Product._meta.db_table))
+
+
+def product_upsert_bulk(
+    *, store: Store, items: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
+    """Create or update up to 1,000 products by (store, external id) in one INSERT.
+
+    Every item is checked first and one ValidationError keyed ``items.<n>.<field>``
+    refuses the whole batch: an unknown category, an external id or SKU given twice,
+    a SKU another product of the store holds. Fields left out keep the stored value
+    (defaults for a new product), so a flag set in Kartoteka (``is_sensitive``)
+    survives a sync that does not send it. Returns counts of created, updated and
+    unchanged products; sending the same batch again writes nothing.
+    """
+    rows, errors = _catalog_clean(items, PRODUCT_FIELDS, PRODUCT_REQUIRED)
+    by_sku: dict[str, int] = {}
+    for index, row in rows:
+        sku = row.get("sku")
+        if not sku:
+            continue
+        if sku in by_sku:
+            errors[f"items.{index}.sku"] = ValidationError(
+                _("This SKU appears twice in the batch."), code="duplicate"
+            )
+        by_sku.setdefault(sku, index)
+    category_ids = dict(
+        Category.objects.filter(
+            store=store,
+            external_id__in={
+                row["category"] for _i, row in rows if row.get("category")
+            },
+        ).values_list("external_id", "id")
+    )
+    for index, row in rows:
+        if row.get("category") and row["category"] not in category_ids:
+            errors[f"items.{index}.category"] = ValidationError(
+                _("The store has no category with this id."),
+                code="unknown_category",
+            )
+    holders = dict(
+        Product.objects.filter(store=store, sku__in=by_sku).values_list(
+            "sku", "external_id"
+        )
+    )
+    for index, row in rows:
+        holder = holders.get(row.get("sku"))
+        if holder is not None and holder != row.get("external_id"):
+            errors[f"items.{index}.sku"] = ValidationError(
+                _("Another product of the store (%(external_id)s) has this SKU."),
+                code="sku_taken",
+                params={"external_id": holder},
+            )
+    if errors:
+        raise ValidationError(errors)
+    if not rows:
+        return {"created": 0, "updated": 0, "unchanged": 0}
+    # Sorted by external id: concurrent batches then lock shared rows in one order.
+    ordered = sorted((row for _i, row in rows), key=lambda row: row["external_id"])
+    columns = [
+        [row["external_id"] for row in ordered],
+        [row["sku"] for row in ordered],
+        [row["name"] for row in ordered],
+        [row.get("brand") for row in ordered],
+        [category_ids.get(row.get("category")) for row in ordered],
+        ["category" in row for row in ordered],
+        [row["price"] for row in ordered],
+        [row.get("currency") for row in ordered],
+        [row.get("replenishment_days") for row in ordered],
+        ["replenishment_days" in row for row in ordered],
+        [row.get("is_sensitive") for row in ordered],
+        [row.get("is_active") for row in ordered],
+    ]
+    now = timezone.now()
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                _PRODUCTS_UPSERT,
+                [store.pk, store.currency, now, now, *columns, store.pk],
+            )
+            written = [created for (created,) in cursor.fetchall()]
+    except IntegrityError as error:
+        if "product_store_sku_unique" not in str(error):
+            raise
+        # Another request took one of these SKUs after the check above.
+        raise ValidationError(
+            {
+                "items": ValidationError(
+                    _("A SKU in this batch was just taken by another product."),
+                    code="sku_taken",
+                )
+            }
+        ) from None
+    created = sum(written)
+    return {
+        "created": created,
+        "updated": len(written) - created,
+        "unchanged": len(ordered) - len(written),
+    }
+
+
+_CATEGORY_LOCK = 0x6B617465  # pg_advisory_xact_lock's first key: "category batches"
+_CATEGORIES_UPSERT = sql.SQL("""
+    INSERT INTO {category} AS c (store_id, external_id, name, is_sensitive)
+    SELECT %s, b.external_id, b.name, COALESCE(b.is_sensitive, o.is_sensitive, false)
+    FROM unnest(%s::varchar[], %s::varchar[], %s::boolean[])
+        AS b(external_id, name, is_sensitive)
+    LEFT JOIN {category} o ON o.store_id = %s AND o.external_id = b.external_id
+    ORDER BY b.external_id
+    ON CONFLICT (store_id, external_id) DO UPDATE SET
+        name = EXCLUDED.name, is_sensitive = EXCLUDED.is_sensitive
+    WHERE (c.name, c.is_sensitive)
+        IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.is_sensitive)
+    RETURNING c.external_id, (xmax = 0) AS created
+""").format(category=sql.Identifier(Category._meta.db_table))
+# Parents are set once every category of the batch exists; null makes a root.
+_CATEGORY_PARENTS = sql.SQL("""
+    UPDATE {category} c SET parent_id = parent.id
+    FROM unnest(%s::varchar[], %s::varchar[]) AS b(external_id, parent)
+    LEFT JOIN {category} parent
+        ON parent.store_id = %s AND parent.external_id = b.parent
+    WHERE c.store_id = %s AND c.external_id = b.external_id
+        AND c.parent_id IS DISTINCT FROM parent.id
+    RETURNING c.external_id
+""").format(category=sql.Identifier(Category._meta.db_table))
+
+
+def _category_cycles(
+    parents: Mapping[str, str | None], starts: Sequence[str]
+) -> set[str]:
+    """The external ids among ``starts`` whose chain of parents comes back round."""
+    cyclic: set[str] = set()
+    rooted: set[str] = set()
+    for start in starts:
+        path: list[str] = []
+        on_path: set[str] = set()
+        node: str | None = start
+        while node is not None and node not in rooted:
+            if node in on_path:
+                cyclic.add(start)
+                break
+            on_path.add(node)
+            path.append(node)
+            node = parents.get(node)
+        else:
+            rooted.update(path)
+    return cyclic
+
+
+def category_upsert_bulk(
+    *, store: Store, items: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
+    """Create or update up to 1,000 categories by (store, external id), set-based.
+
+    Every item is checked first and one ValidationError keyed ``items.<n>.<field>``
+    refuses the whole batch. ``parent`` is a category external id: one in the batch
+    or one already stored; null makes a root, left out keeps the stored parent.
+    A batch that would close a loop of parents is refused. ``is_sensitive`` left
+    out keeps the stored flag. Returns counts of created, updated and unchanged.
+    """
+    rows, errors = _catalog_clean(items, CATEGORY_FIELDS, CATEGORY_REQUIRED)
+    if errors:
+        raise ValidationError(errors)
+    if not rows:
+        return {"created": 0, "updated": 0, "unchanged": 0}
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One category batch per store at a time: the loop check below reads the
+        # whole tree, which a concurrent batch could otherwise change under it.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)", [_CATEGORY_LOCK, store.pk]
+        )
+        parents: dict[str, str | None] = dict(
+            Category.objects.filter(store=store).values_list(
+                "external_id", "parent__external_id"
+            )
+        )
+        batch_ids = {row["external_id"] for _i, row in rows}
+        for index, row in rows:
+            parent = row.get("parent")
+            if parent and parent not in parents and parent not in batch_ids:
+                errors[f"items.{index}.parent"] = ValidationError(
+                    _("The store has no category with this id."),
+                    code="unknown_category",
+                )
+        for _index, row in rows:
+            parents.setdefault(row["external_id"], None)
+            if "parent" in row:
+                parents[row["external_id"]] = row["parent"] or None
+        cyclic = _category_cycles(
+            parents, [row["external_id"] for _i, row in rows if row.get("parent")]
+        )
+        for index, row in rows:
+            if row["external_id"] in cyclic:
+                errors.setdefault(
+                    f"items.{index}.parent",
+                    ValidationError(
+                        _("This parent would make the category its own ancestor."),
+                        code="cycle",
+                    ),
+                )
+        if errors:
+            raise ValidationError(errors)
+        ordered = sorted((row for _i, row in rows), key=lambda row: row["external_id"])
+        cursor.execute(
+            _CATEGORIES_UPSERT,
+            [
+                store.pk,
+                [row["external_id"] for row in ordered],
+                [row["name"] for row in ordered],
+                [row.get("is_sensitive") for row in ordered],
+                store.pk,
+            ],
+        )
+        written = dict(cursor.fetchall())
+        with_parent = [row for row in ordered if "parent" in row]
+        if with_parent:
+            cursor.execute(
+                _CATEGORY_PARENTS,
+                [
+                    [row["external_id"] for row in with_parent],
+                    [row["parent"] or None for row in with_parent],
+                    store.pk,
+                    store.pk,
+                ],
+            )
+            for (external_id,) in cursor.fetchall():
+                written.setdefault(external_id, False)
+    created = sum(written.values())
+    return {
+        "created": created,
+        "updated": len(written) - created,
+        "unchanged": len(ordered) - len(written),
+    }

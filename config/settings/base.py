@@ -164,6 +164,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.add_error_responses",
+    ],
 }
 
 # Celery. No CELERY_BROKER_URL means the embedded Redis started by `make run`.
@@ -183,6 +187,10 @@ CELERY_BEAT_SCHEDULE = {
     "customer-statuses-refresh": {
         "task": "orders.tasks.customer_statuses_refresh_task",
         "schedule": crontab(hour=3, minute=15),
+    },
+    "webhooks-retry-due": {
+        "task": "customers.tasks.webhook_retry_due_task",
+        "schedule": 60.0,
     },
 }
 

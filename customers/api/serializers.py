@@ -1,52 +1,53 @@
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api import StrictSerializer
-from customers.models import Customer
+from config.api import StrictCharField, StrictSerializer
+from customers.models import Customer, Event
+from customers.services import EVENT_BATCH_LIMIT
 
 
 class CustomerInputSerializer(StrictSerializer):
     """What the shop may send about a customer; customer_upsert normalises it."""
 
-    external_id = serializers.CharField(max_length=100, required=False)
-    email = serializers.CharField(max_length=254, required=False, allow_null=True)
-    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
-    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    external_id = StrictCharField(max_length=100, required=False)
+    email = StrictCharField(max_length=254, required=False, allow_null=True)
+    phone = StrictCharField(max_length=32, required=False, allow_blank=True)
+    first_name = StrictCharField(max_length=150, required=False, allow_blank=True)
+    last_name = StrictCharField(max_length=150, required=False, allow_blank=True)
     birth_date = serializers.DateField(required=False, allow_null=True)
     gender = serializers.ChoiceField(
         choices=Customer.Gender.choices, required=False, allow_blank=True
     )
-    language = serializers.CharField(max_length=8, required=False)
-    company = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    nip = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    language = StrictCharField(max_length=8, required=False)
+    company = StrictCharField(max_length=200, required=False, allow_blank=True)
+    nip = StrictCharField(max_length=20, required=False, allow_blank=True)
     preferred_channels = serializers.ListField(
         child=serializers.ChoiceField(choices=Customer.Channel.choices),
         required=False,
         max_length=4,
     )
-    acquisition_source = serializers.CharField(
+    acquisition_source = StrictCharField(
         max_length=100, required=False, allow_blank=True
     )
-    acquisition_medium = serializers.CharField(
+    acquisition_medium = StrictCharField(
         max_length=100, required=False, allow_blank=True
     )
-    acquisition_campaign = serializers.CharField(
+    acquisition_campaign = StrictCharField(
         max_length=200, required=False, allow_blank=True
     )
-    acquisition_keyword = serializers.CharField(
+    acquisition_keyword = StrictCharField(
         max_length=200, required=False, allow_blank=True
     )
-    last_device = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    last_os = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    last_browser = serializers.CharField(
-        max_length=64, required=False, allow_blank=True
-    )
+    last_device = StrictCharField(max_length=32, required=False, allow_blank=True)
+    last_os = StrictCharField(max_length=64, required=False, allow_blank=True)
+    last_browser = StrictCharField(max_length=64, required=False, allow_blank=True)
     last_seen_at = serializers.DateTimeField(required=False, allow_null=True)
     attributes = serializers.DictField(required=False)
     tags = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=50
+        child=StrictCharField(max_length=64), required=False, max_length=50
     )
 
 
@@ -91,3 +92,110 @@ class CustomerSerializer(serializers.ModelSerializer):
         # identities are prefetched filtered to the calling store
         identities = list(customer.identities.all())
         return identities[0].external_id if identities else None
+
+
+class EventInputSerializer(StrictSerializer):
+    """One behaviour event as the shop sends it; event_ingest validates it.
+
+    The batch view validates only the envelope with DRF: per-event validation is the
+    service's, in one pass over up to 1,000 events (a DRF serializer per event costs
+    more than the insert). This class documents the item; a test keeps the two equal.
+    """
+
+    kind = serializers.ChoiceField(choices=Event.Kind.choices)
+    occurred_at = serializers.DateTimeField(
+        help_text=_("When it happened, ISO 8601; without an offset, Europe/Warsaw.")
+    )
+    customer = StrictCharField(
+        max_length=100,
+        required=False,
+        allow_null=True,
+        help_text=_(
+            "The store's customer id. Give it, the anonymous id, or both: both "
+            "together identify the visitor, whose anonymous events join the customer."
+        ),
+    )
+    anonymous_id = StrictCharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        help_text=_("The visitor's anonymous id (a first-party cookie)."),
+    )
+    external_id = StrictCharField(
+        max_length=100,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text=_("The event's id: a retried batch skips events already stored."),
+    )
+    url = StrictCharField(
+        max_length=2000, required=False, allow_null=True, allow_blank=True
+    )
+    referrer = StrictCharField(
+        max_length=2000, required=False, allow_null=True, allow_blank=True
+    )
+    keyword = StrictCharField(
+        max_length=200,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text=_("What was searched for (search events)."),
+    )
+    product_sku = StrictCharField(
+        max_length=64, required=False, allow_null=True, allow_blank=True
+    )
+    utm_source = StrictCharField(
+        max_length=100, required=False, allow_null=True, allow_blank=True
+    )
+    utm_medium = StrictCharField(
+        max_length=100, required=False, allow_null=True, allow_blank=True
+    )
+    utm_campaign = StrictCharField(
+        max_length=200, required=False, allow_null=True, allow_blank=True
+    )
+    device = StrictCharField(
+        max_length=32, required=False, allow_null=True, allow_blank=True
+    )
+    os = StrictCharField(
+        max_length=64, required=False, allow_null=True, allow_blank=True
+    )
+    browser = StrictCharField(
+        max_length=64, required=False, allow_null=True, allow_blank=True
+    )
+    ip = serializers.IPAddressField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text=_(
+            "The visitor's address; only its /24 (IPv4) or /48 (IPv6) network is "
+            "stored."
+        ),
+    )
+
+
+@extend_schema_field(EventInputSerializer)
+class EventItemField(serializers.Field):
+    """An event object, passed on as is: event_ingest validates its fields."""
+
+    default_error_messages = {"invalid": _("Send each event as an object.")}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class EventBatchInputSerializer(StrictSerializer):
+    """A batch of events; more than EVENT_BATCH_LIMIT is refused before this runs."""
+
+    events = serializers.ListField(child=EventItemField(), max_length=EVENT_BATCH_LIMIT)
+
+
+class EventBatchResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text=_("Events stored."))
+    duplicates = serializers.IntegerField(
+        help_text=_("Events skipped: their external id was already stored.")
+    )

@@ -1,7 +1,9 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from customers.api.views import CustomerViewSet
+from customers.api.views import CustomerViewSet, EventBatchView
 
 router = SimpleRouter()
 router.register("customers", CustomerViewSet, basename="customer")
 urlpatterns = router.urls
+urlpatterns += [path("events/", EventBatchView.as_view(), name="event-batch")]

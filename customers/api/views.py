@@ -2,16 +2,27 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from config.api import IdempotentPostMixin, validated_data
-from customers.api.serializers import CustomerInputSerializer, CustomerSerializer
+from config.api import (
+    IdempotentPostMixin,
+    PayloadTooLarge,
+    SyncCursorPagination,
+    validated_data,
+)
+from customers.api.serializers import (
+    CustomerInputSerializer,
+    CustomerSerializer,
+    EventBatchInputSerializer,
+    EventBatchResultSerializer,
+)
 from customers.filters import CustomerApiFilter
 from customers.models import Customer, CustomerIdentity
-from customers.services import customer_upsert
+from customers.services import EVENT_BATCH_LIMIT, customer_upsert, event_ingest
 
 CUSTOMER_EXAMPLE = OpenApiExample(
     "A customer",
@@ -26,15 +37,6 @@ CUSTOMER_EXAMPLE = OpenApiExample(
     },
     request_only=True,
 )
-
-
-class SyncCursorPagination(CursorPagination):
-    """Oldest change first, so a client syncs with ``updated_since`` and the cursor."""
-
-    ordering = ("updated_at", "id")
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
 
 
 class CustomerViewSet(
@@ -134,3 +136,60 @@ class CustomerViewSet(
             store=request.auth.store, actor=request.auth, **data
         )
         return self._respond(customer, created)
+
+
+EVENT_BATCH_EXAMPLE = OpenApiExample(
+    "Two events of one visitor, the second after logging in",
+    value={
+        "events": [
+            {
+                "kind": "product_view",
+                "occurred_at": "2026-03-01T12:30:00+01:00",
+                "anonymous_id": "v-8f3a2c",
+                "external_id": "ev-1001",
+                "url": "https://sklep.example.pl/p/kubek-zielony",
+                "product_sku": "KUB-01",
+                "device": "mobile",
+                "os": "Android",
+                "browser": "Chrome",
+                "ip": "83.12.44.123",
+            },
+            {
+                "kind": "add_to_cart",
+                "occurred_at": "2026-03-01T12:31:05+01:00",
+                "anonymous_id": "v-8f3a2c",
+                "customer": "C-1",
+                "external_id": "ev-1002",
+                "product_sku": "KUB-01",
+            },
+        ]
+    },
+    request_only=True,
+)
+
+
+class EventBatchView(IdempotentPostMixin, APIView):
+    """Behaviour events from the store's site, up to 1,000 per request."""
+
+    @extend_schema(
+        request=EventBatchInputSerializer,
+        responses={202: EventBatchResultSerializer},
+        examples=[EVENT_BATCH_EXAMPLE],
+        summary="Record a batch of behaviour events",
+        description=(
+            "All or nothing: one invalid event (errors keyed `events.<n>.<field>`) "
+            "refuses the batch. Events whose `external_id` was already stored are "
+            "counted as duplicates and skipped, so a batch can be retried safely."
+        ),
+    )
+    def post(self, request):
+        events = request.data.get("events") if isinstance(request.data, dict) else None
+        # Before any per-event work: an oversized batch costs nothing to refuse.
+        if isinstance(events, list) and len(events) > EVENT_BATCH_LIMIT:
+            raise PayloadTooLarge(
+                _("At most %(limit)d events per request.")
+                % {"limit": EVENT_BATCH_LIMIT}
+            )
+        data = validated_data(EventBatchInputSerializer, request.data)
+        result = event_ingest(store=request.auth.store, events=data["events"])
+        return Response(result, status=status.HTTP_202_ACCEPTED)

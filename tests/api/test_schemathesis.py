@@ -14,7 +14,9 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config._checks import (
+    NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES,
     POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
+    NegativeDataRejectionConfig,
     PositiveDataAcceptanceConfig,
 )
 
@@ -42,6 +44,10 @@ def api_schema(db, settings):
     # stays as Schemathesis defines it.
     loaded.config.checks.positive_data_acceptance = PositiveDataAcceptanceConfig(
         expected_statuses=[*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, "400"]
+    )
+    # A batch over its limit is refused with 413 (documented), before validation.
+    loaded.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+        expected_statuses=[*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "413"]
     )
     yield loaded
     signals.request_started.connect(close_old_connections)

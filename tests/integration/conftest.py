@@ -87,7 +87,7 @@ def celery_worker(transactional_db, broker_url, tmp_path):
         except subprocess.TimeoutExpired:
             worker.kill()
         celery_app.conf.broker_url = previous
-        celery_app.pool.force_close_all()
+        celery_app.pool.force_close_all(close_pool=False)
 
 
 def wait_for(predicate, timeout=30.0):

@@ -7,10 +7,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from customers.models import Customer
-from orders.models import Order, OrderLine
-from orders.services import order_set_status, order_upsert
-from tests.factories.customers import CustomerFactory
-from tests.factories.orders import ProductFactory
+from orders.models import Cart, Category, Order, OrderLine, Product
+from orders.services import (
+    cart_upsert,
+    category_upsert_bulk,
+    order_set_status,
+    order_upsert,
+    product_upsert_bulk,
+)
+from tests.factories.customers import CustomerFactory, StoreFactory
+from tests.factories.orders import CategoryFactory, ProductFactory
 
 PLACED = dt.datetime(2026, 3, 1, 10, 30, tzinfo=dt.UTC)
 
@@ -149,3 +155,294 @@ class TestOrderSetStatus:
         with pytest.raises(ValidationError) as error:
             order_set_status(order=order, status="paid")
         assert error.value.error_dict["status"][0].code == "invalid_transition"
+
+
+def writes(ctx) -> list[str]:
+    return [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].split(None, 1)[0] in {"INSERT", "UPDATE", "DELETE"}
+    ]
+
+
+@pytest.mark.django_db
+class TestOrderCart:
+    def test_order_converts_its_cart_once(self, store):
+        cart, _ = cart_upsert(
+            store=store,
+            external_id="K1",
+            items=[{"name": "Karma", "quantity": 1, "unit_price": "9"}],
+            updated_at=PLACED - dt.timedelta(minutes=5),
+            anonymous_id="v-1",
+        )
+        order, _ = order_upsert(**order_data(store, cart_external_id="K1"))
+        cart.refresh_from_db()
+        assert cart.converted_order == order
+        assert cart.converted_at == PLACED
+        assert cart.customer == order.customer  # the anonymous cart learns its buyer
+        with CaptureQueriesContext(connection) as ctx:
+            order_upsert(**order_data(store, cart_external_id="K1"))
+        assert writes(ctx) == []
+        assert Cart.objects.open().count() == 0
+
+    def test_unreported_cart_is_recorded_converted_and_late_update_ignored(self, store):
+        order, _ = order_upsert(**order_data(store, cart_external_id="K9"))
+        cart = Cart.objects.get(external_id="K9")
+        assert cart.converted_order == order
+        assert cart.value == order.subtotal
+        assert [item["sku"] for item in cart.items] == ["KARMA-1", "", "X-3"]
+        late, created = cart_upsert(
+            store=store,
+            external_id="K9",
+            items=[],
+            updated_at=PLACED - dt.timedelta(hours=1),
+            anonymous_id="v-9",
+        )
+        assert not created
+        assert late.items == cart.items
+        assert late.converted_order == order
+
+    def test_order_naming_another_cart_moves_the_link(self, store):
+        order_upsert(**order_data(store, cart_external_id="K1"))
+        order, _ = order_upsert(**order_data(store, cart_external_id="K2"))
+        first = Cart.objects.get(external_id="K1")
+        assert first.converted_order is None
+        assert first.converted_at is not None  # still bought: no reminder for it
+        assert Cart.objects.get(external_id="K2").converted_order == order
+        # Left out, the order keeps its cart.
+        order_upsert(**order_data(store))
+        assert Cart.objects.get(external_id="K2").converted_order == order
+
+    def test_bad_cart_id(self, store):
+        with pytest.raises(ValidationError) as error:
+            order_upsert(**order_data(store, cart_external_id=" "))
+        assert "cart_id" in error.value.error_dict
+
+
+@pytest.mark.django_db
+class TestCartUpsert:
+    def test_newest_state_wins_and_repeats_write_nothing(self, store):
+        ProductFactory(store=store, sku="KARMA-1", name="Karma")
+        data = {
+            "store": store,
+            "external_id": "K1",
+            "items": [{"sku": "KARMA-1", "quantity": "2", "unit_price": "9,50"}],
+            "updated_at": PLACED,
+            "customer_data": {"external_id": "C-1", "email": "c1@example.pl"},
+        }
+        cart, created = cart_upsert(**data)
+        assert created
+        assert cart.value == Decimal("19.00")
+        assert cart.items[0]["name"] == "Karma"
+        assert cart.items[0]["product_id"] is not None
+        with CaptureQueriesContext(connection) as ctx:
+            again, created = cart_upsert(**data)
+        assert not created
+        assert writes(ctx) == []
+        newer, _ = cart_upsert(
+            **{**data, "updated_at": PLACED + dt.timedelta(minutes=1), "value": "5"}
+        )
+        assert newer.value == Decimal("5.00")
+        with CaptureQueriesContext(connection) as ctx:
+            older, _ = cart_upsert(
+                **{**data, "items": [], "customer_data": None, "anonymous_id": "v"}
+            )
+        assert writes(ctx) == []
+        assert older.value == Decimal("5.00")
+        assert Customer.objects.count() == 1
+
+    def test_anonymous_cart_keeps_a_known_customer(self, store):
+        customer = CustomerFactory()
+        cart_upsert(
+            store=store,
+            external_id="K1",
+            items=[],
+            updated_at=PLACED,
+            customer=customer,
+        )
+        cart, _ = cart_upsert(
+            store=store,
+            external_id="K1",
+            items=[],
+            updated_at=PLACED + dt.timedelta(minutes=1),
+            anonymous_id="v-1",
+        )
+        assert cart.customer == customer
+        assert cart.anonymous_id == "v-1"
+
+    def test_bad_input_writes_nothing(self, store):
+        with pytest.raises(ValidationError) as error:
+            cart_upsert(
+                store=store,
+                external_id="K1",
+                items=[{"quantity": "many", "unit_price": 1, "colour": "red"}] * 2,
+                updated_at="soon",
+                currency="złoty",
+            )
+        assert set(error.value.error_dict) == {
+            "updated_at",
+            "currency",
+            "customer",
+            "items.0.name",
+            "items.0.quantity",
+            "items.0.colour",
+            "items.1.name",
+            "items.1.quantity",
+            "items.1.colour",
+        }
+        with pytest.raises(ValidationError) as error:
+            cart_upsert(
+                store=store,
+                external_id="K1",
+                items=[{"name": "A", "quantity": 1, "unit_price": 1}] * 201,
+                updated_at=PLACED,
+                anonymous_id="v",
+            )
+        assert error.value.error_dict["items"][0].code == "too_many"
+        with pytest.raises(ValidationError) as error:
+            cart_upsert(
+                store=store,
+                external_id="K1",
+                items=[],
+                updated_at=PLACED,
+                customer_data={"email": "nope"},
+            )
+        assert "customer.email" in error.value.error_dict
+        with pytest.raises(ValidationError) as error:
+            cart_upsert(
+                store=store,
+                external_id="K1",
+                items=[],
+                updated_at=dt.datetime(2999, 1, 1, tzinfo=dt.UTC),
+                anonymous_id="v",
+            )
+        assert error.value.error_dict["updated_at"][0].code == "in_future"
+        assert Cart.objects.count() == 0
+
+
+def product(n, **overrides):
+    return {
+        "external_id": f"P{n}",
+        "sku": f"S{n}",
+        "name": f"Produkt {n}",
+        "price": "10",
+        **overrides,
+    }
+
+
+@pytest.mark.django_db
+class TestProductUpsertBulk:
+    def test_counts_are_truthful_and_repeats_write_nothing(self, store):
+        items = [product(n) for n in range(5)]
+        assert product_upsert_bulk(store=store, items=items) == {
+            "created": 5,
+            "updated": 0,
+            "unchanged": 0,
+        }
+        before = dict(Product.objects.values_list("external_id", "updated_at"))
+        assert product_upsert_bulk(store=store, items=items)["unchanged"] == 5
+        assert dict(Product.objects.values_list("external_id", "updated_at")) == before
+        items[2]["price"] = 11
+        items.append(product(5))
+        assert product_upsert_bulk(store=store, items=items) == {
+            "created": 1,
+            "updated": 1,
+            "unchanged": 4,
+        }
+
+    def test_fields_left_out_keep_stored_values_and_null_clears(self, store):
+        category = CategoryFactory(store=store, external_id="K")
+        product_upsert_bulk(
+            store=store,
+            items=[
+                product(
+                    1,
+                    brand="Acme",
+                    category="K",
+                    currency="eur",
+                    replenishment_days=30,
+                    is_sensitive=True,
+                    is_active=False,
+                )
+            ],
+        )
+        product_upsert_bulk(store=store, items=[product(1, name="Nowa")])
+        stored = Product.objects.get()
+        assert (stored.name, stored.brand, stored.category, stored.currency) == (
+            "Nowa",
+            "Acme",
+            category,
+            "EUR",
+        )
+        assert stored.replenishment_days == 30
+        assert stored.is_sensitive
+        assert not stored.is_active
+        product_upsert_bulk(
+            store=store, items=[product(1, category=None, replenishment_days=None)]
+        )
+        stored.refresh_from_db()
+        assert stored.category is None
+        assert stored.replenishment_days is None
+
+    def test_store_scoping_and_sku_of_another_product(self, store):
+        other = StoreFactory(code="inny")
+        product_upsert_bulk(store=other, items=[product(1)])
+        product_upsert_bulk(store=store, items=[product(1), product(2)])
+        assert Product.objects.filter(store=store).count() == 2
+        with pytest.raises(ValidationError) as error:
+            product_upsert_bulk(store=store, items=[product(3, sku="S1")])
+        assert error.value.error_dict["items.0.sku"][0].code == "sku_taken"
+        # An SKU moving to another product in the same batch is refused, not a 500.
+        with pytest.raises(ValidationError):
+            product_upsert_bulk(
+                store=store, items=[product(1, sku="S2"), product(2, sku="S1")]
+            )
+
+    def test_more_than_1000_items(self, store):
+        with pytest.raises(ValidationError) as error:
+            product_upsert_bulk(store=store, items=[product(n) for n in range(1001)])
+        assert error.value.error_dict["items"][0].code == "too_many"
+
+
+@pytest.mark.django_db
+class TestCategoryUpsertBulk:
+    def test_tree_in_one_batch_any_order(self, store):
+        items = [
+            {"external_id": "c", "name": "C", "parent": "b"},
+            {"external_id": "b", "name": "B", "parent": "a"},
+            {"external_id": "a", "name": "A"},
+        ]
+        assert category_upsert_bulk(store=store, items=items)["created"] == 3
+        assert Category.objects.get(external_id="c").path == "A › B › C"
+        assert category_upsert_bulk(store=store, items=items)["unchanged"] == 3
+        # Only the parent changed: counted as updated.
+        items[0]["parent"] = "a"
+        assert category_upsert_bulk(store=store, items=items) == {
+            "created": 0,
+            "updated": 1,
+            "unchanged": 2,
+        }
+
+    def test_loops_through_stored_categories_are_refused(self, store):
+        category_upsert_bulk(
+            store=store,
+            items=[
+                {"external_id": "a", "name": "A"},
+                {"external_id": "b", "name": "B", "parent": "a"},
+                {"external_id": "c", "name": "C", "parent": "b"},
+            ],
+        )
+        with pytest.raises(ValidationError) as error:
+            category_upsert_bulk(
+                store=store, items=[{"external_id": "a", "name": "A", "parent": "c"}]
+            )
+        assert error.value.error_dict["items.0.parent"][0].code == "cycle"
+        assert Category.objects.get(external_id="a").parent is None
+
+    def test_sensitive_flag_left_out_is_kept(self, store):
+        category_upsert_bulk(
+            store=store,
+            items=[{"external_id": "z", "name": "Zdrowie", "is_sensitive": True}],
+        )
+        category_upsert_bulk(store=store, items=[{"external_id": "z", "name": "Z"}])
+        assert Category.objects.get().is_sensitive
