@@ -78,10 +78,12 @@ def grant_role_permissions(apps, app_label: str, table: dict) -> None:
     from django.contrib.auth.management import create_permissions
 
     app_config = apps.get_app_config(app_label)
-    # Migration state app configs are stubs; create_permissions only needs the flag.
-    app_config.models_module = True
+    stub = not getattr(app_config, "models_module", None)
+    if stub:  # migration state app configs are stubs; create_permissions needs it
+        app_config.models_module = True
     create_permissions(app_config, apps=apps, verbosity=0)
-    app_config.models_module = None
+    if stub:
+        app_config.models_module = None
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
     for role, models in table.items():

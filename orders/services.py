@@ -689,6 +689,14 @@ CATALOG_BATCH_LIMIT = 1000
 _MISSING = object()
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text_parser(limit: int, *, required: bool) -> Any:
     def parse(value: Any) -> str | None:
         if value is None:
@@ -697,6 +705,11 @@ def _text_parser(limit: int, *, required: bool) -> Any:
             return None
         if not isinstance(value, str):
             raise ValidationError(_("Enter text."), code="invalid")
+        # PostgreSQL stores no NUL character, and UTF-8 no lone surrogate.
+        if "\x00" in value or not _encodable(value):
+            raise ValidationError(
+                _("The text holds characters that are not allowed."), code="invalid"
+            )
         text = value.strip()
         if required and not text:
             raise ValidationError(_("This field may not be blank."), code="blank")

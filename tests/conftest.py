@@ -1,3 +1,5 @@
+import importlib
+
 import pytest
 from django.contrib.auth.models import Group
 
@@ -14,9 +16,34 @@ def customer(db):
     return CustomerFactory()
 
 
+# Data migrations that grant role permissions, in order. A transactional test
+# (live server, real worker) flushes the database, groups included; tests after it
+# get the roles back from the same tables the migrations use.
+ROLE_GRANTS = [
+    ("customers", "customers.roles", "CUSTOMERS_PERMISSIONS"),
+    ("orders", "customers.roles", "ORDERS_PERMISSIONS"),
+    ("customers", "customers.migrations.0005_api_role_permissions", "PERMISSIONS"),
+    ("orders", "orders.migrations.0004_cart_role_permissions", "PERMISSIONS"),
+]
+
+
+def ensure_roles() -> None:
+    from django.apps import apps
+
+    from customers.roles import SUPPORT, grant_role_permissions
+
+    if Group.objects.filter(name=SUPPORT).exists():
+        return
+    for app_label, module, table in ROLE_GRANTS:
+        grant_role_permissions(
+            apps, app_label, getattr(importlib.import_module(module), table)
+        )
+
+
 @pytest.fixture
 def make_staff(db, django_user_model):
     """Create a staff user in the given role groups (names as the roles migration)."""
+    ensure_roles()
 
     def make(*roles: str, username: str | None = None):
         user = django_user_model.objects.create_user(
