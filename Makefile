@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# A developer's checkout gets DEBUG=true and its own SECRET_KEY; production sets
+# its own environment and has no .env.
+.env: | $(STAMP)
+	$(BIN)/python -c "from config.run import ensure_env_file; ensure_env_file()"
+
+install: $(STAMP) .env
 
 run: install
 	$(BIN)/python -m config.run
