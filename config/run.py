@@ -31,7 +31,7 @@ def ensure_env_file() -> None:
     if env_file.exists():
         return
     env_file.write_text(
-        "# Written by `make install` for local use; production sets its own environment.\n"
+        "# Written by `make install` for local use; production sets its own.\n"
         "DEBUG=true\n"
         f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
     )
