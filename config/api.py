@@ -10,19 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+import threading
+from typing import Any, ClassVar
 
 import django_filters
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from customers.models import ApiKey, IdempotencyRecord
 
@@ -74,7 +76,7 @@ def _from_django(error: DjangoValidationError) -> exceptions.ValidationError:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, with Django's ValidationError as 400 and one body shape."""
+    """DRF's rules, with Django's ValidationError as 400 and one body shape."""
     if isinstance(exc, DjangoValidationError):
         exc = _from_django(exc)
     elif isinstance(exc, Http404):
@@ -83,9 +85,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.PermissionDenied()
     if isinstance(exc, IdempotentReplay):
         return exc.response
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a server error: Django answers 500 (and rolls back)
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = f"{int(exc.wait)}"
+    response = Response(status=exc.status_code, headers=headers)
+    if not isinstance(context.get("view"), ServiceTransactionsMixin):
+        # ATOMIC_REQUESTS: the request's transaction must not commit a failure.
+        set_rollback()
     if isinstance(exc, exceptions.ValidationError):
         body = {
             "status": response.status_code,
@@ -119,7 +129,46 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-class StrictSerializer(serializers.Serializer):
+class PrebuiltFieldsMixin:
+    """A serializer whose fields are built once per class, not once per instance.
+
+    DRF builds every serializer's fields afresh for each instance: it deep-copies
+    each declared field (re-running its ``__init__``) and, for a ModelSerializer,
+    introspects the model again. For a small request that is most of its CPU. Here
+    the fields are built once, on a prototype instance of the class, and shared.
+
+    Sharing is safe because the fields hold no per-request state, and a field
+    reaches its parent only for what is the same on every instance (a
+    SerializerMethodField's method, which must not read the instance's state).
+    A serializer whose root has a context or ``partial=True`` builds its own
+    fields, since fields read those through their root.
+    """
+
+    _prototypes: ClassVar[dict[type, Any]] = {}
+    _prototypes_lock = threading.Lock()
+
+    @cached_property
+    def fields(self):
+        cls = type(self)
+        root = self.root
+        if root._context or getattr(root, "partial", False):
+            return super().fields
+        prototype = self._prototypes.get(cls)
+        if prototype is None:
+            with self._prototypes_lock:
+                prototype = self._prototypes.get(cls)
+                if prototype is None:
+                    prototype = cls()
+                    super(PrebuiltFieldsMixin, prototype).fields  # noqa: B018 - build
+                    self._prototypes[cls] = prototype
+        return prototype.__dict__["fields"]
+
+
+class ReadSerializer(PrebuiltFieldsMixin, serializers.ModelSerializer):
+    """A model's representation in answers: read-only, its fields built once."""
+
+
+class StrictSerializer(PrebuiltFieldsMixin, serializers.Serializer):
     """Rejects fields it does not declare: no silent mass assignment."""
 
     def to_internal_value(self, data):
@@ -247,14 +296,36 @@ class IdempotentReplay(Exception):  # noqa: N818 - not an error: a stored respon
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
+class ServiceTransactionsMixin:
+    """The view runs outside ATOMIC_REQUESTS: each service it calls is atomic.
+
+    A request holds no transaction (nor its locks) while it authenticates, parses
+    and renders, and the services' own atomic blocks need no savepoints.
+    """
+
+    @classmethod
+    def as_view(cls, *args, **kwargs):
+        return transaction.non_atomic_requests(super().as_view(*args, **kwargs))
+
+
 class IdempotentPostMixin:
     """``Idempotency-Key`` on POST: a repeat gets the first response; another body, 409.
 
     The key is claimed by inserting its record in the request's transaction, so a
     concurrent repeat waits on the unique index and then replays the stored answer.
     Responses of 4xx roll back with the request and are not stored: the client can
-    fix the body and retry with the same key.
+    fix the body and retry with the same key. Such a request runs in one
+    transaction, also in a view that otherwise leaves transactions to its services.
     """
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method == "POST" and IDEMPOTENCY_HEADER in request.headers:
+            with transaction.atomic():
+                response = super().dispatch(request, *args, **kwargs)
+                if response.status_code >= 400:
+                    transaction.set_rollback(True)  # the key stays unclaimed
+                return response
+        return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -312,21 +312,22 @@ def customer_upsert(
         try:
             with transaction.atomic():
                 since = timezone.now()
-                customer, created = _customer_upsert(
+                customer, created, wrote = _customer_upsert(
                     store=store,
                     external_id=external_id,
                     email=email,
                     phone=phone,
                     profile=profile,
                 )
-                # The shop mirrors the change; an idempotent repeat emits nothing.
-                webhook_emit_customer_updated(
-                    customer=customer,
-                    created=created,
-                    since=since,
-                    store=store,
-                    external_id=external_id,
-                )
+                if wrote:
+                    # The shop mirrors the change; an idempotent repeat emits nothing.
+                    webhook_emit_customer_updated(
+                        customer=customer,
+                        created=created,
+                        since=since,
+                        store=store,
+                        external_id=external_id,
+                    )
                 return customer, created
         except IntegrityError:
             # A concurrent upsert created the same customer or identity first: the
@@ -336,6 +337,45 @@ def customer_upsert(
     raise AssertionError("unreachable")
 
 
+def _customer_find(
+    *, store: Store | None, external_id: str | None, email: str | None
+) -> tuple[Customer | None, bool, Customer | None]:
+    """Lock the customers an upsert may touch, in one query.
+
+    Returns the customer found by the store's external id (``None`` if none),
+    whether it was found that way, and the customer holding ``email``.
+    """
+    by_identity = (
+        Q(
+            pk=Subquery(
+                CustomerIdentity.objects.filter(
+                    store=store, external_id=external_id
+                ).values("customer_id")[:1]
+            )
+        )
+        if external_id
+        else None
+    )
+    by_email = Q(email__iexact=email) if email else None
+    matches = {
+        name: ExpressionWrapper(q, output_field=BooleanField())
+        for name, q in (("via_identity", by_identity), ("via_email", by_email))
+        if q is not None
+    }
+    condition = Q()
+    for q in (by_identity, by_email):
+        if q is not None:
+            condition |= q
+    customers = list(
+        Customer.objects.select_for_update(of=("self",))
+        .filter(condition)
+        .annotate(**matches)[:2]
+    )
+    identity_match = next((c for c in customers if getattr(c, "via_identity", 0)), None)
+    email_match = next((c for c in customers if getattr(c, "via_email", 0)), None)
+    return identity_match or email_match, identity_match is not None, email_match
+
+
 def _customer_upsert(
     *,
     store: Store | None,
@@ -343,37 +383,29 @@ def _customer_upsert(
     email: str | None,
     phone: str | None,
     profile: dict[str, Any],
-) -> tuple[Customer, bool]:
-    customer = None
-    identity_exists = False
-    if external_id:
-        customer = (
-            Customer.objects.select_for_update(of=("self",))
-            .filter(identities__store=store, identities__external_id=external_id)
-            .first()
+) -> tuple[Customer, bool, bool]:
+    """The upsert's writes; returns the customer, whether created, whether written."""
+    customer, identity_exists, by_email = _customer_find(
+        store=store, external_id=external_id, email=email
+    )
+    if by_email is not None and by_email.pk != customer.pk:
+        raise ValidationError(
+            {
+                "email": ValidationError(
+                    _(
+                        "This email belongs to another customer (#%(other)s); "
+                        "merge the two customers first."
+                    ),
+                    code="email_taken",
+                    params={"other": by_email.pk},
+                )
+            }
         )
-        identity_exists = customer is not None
-    if email:
-        by_email = Customer.objects.select_for_update().by_email(email).first()
-        if customer is None:
-            customer = by_email
-        elif by_email is not None and by_email.pk != customer.pk:
-            raise ValidationError(
-                {
-                    "email": ValidationError(
-                        _(
-                            "This email belongs to another customer (#%(other)s); "
-                            "merge the two customers first."
-                        ),
-                        code="email_taken",
-                        params={"other": by_email.pk},
-                    )
-                }
-            )
 
     tags = profile.pop("tags", None)
     attributes = profile.pop("attributes", None)
     created = customer is None
+    wrote = created
     if created:
         customer = Customer(email=email, phone=phone or "", **profile)
         if attributes:
@@ -388,14 +420,16 @@ def _customer_upsert(
                 changed.append("attributes")
         if changed:
             customer.save(update_fields=[*changed, "updated_at"])
+            wrote = True
 
     if external_id and not identity_exists:
         CustomerIdentity.objects.create(
             store=store, external_id=external_id, customer=customer
         )
+        wrote = True
     if tags:
-        _add_tags(customer, tags)
-    return customer, created
+        wrote = _add_tags(customer, tags) or wrote
+    return customer, created, wrote
 
 
 def _apply_changes(
@@ -419,7 +453,7 @@ def _apply_changes(
     return changed
 
 
-def _add_tags(customer: Customer, names: list[str]) -> None:
+def _add_tags(customer: Customer, names: list[str]) -> bool:
     existing = {tag.name.upper(): tag for tag in Tag.objects.filter(name__in=names)}
     wanted = []
     for name in names:
@@ -434,6 +468,7 @@ def _add_tags(customer: Customer, names: list[str]) -> None:
     missing = [tag for tag in wanted if tag.pk not in present]
     if missing:
         customer.tags.add(*missing)
+    return bool(missing)
 
 
 def customer_mark_buyer(*, customer: Customer) -> bool:

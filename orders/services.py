@@ -317,11 +317,18 @@ def _order_upsert(
 ) -> tuple[Order, bool]:
     if customer is None:
         try:
-            customer, _created = customer_upsert(store=store, **customer_data)
+            # Ordering makes a lead a buyer: in the same write as any other change.
+            customer, _created = customer_upsert(
+                store=store, **{**customer_data, "status": Customer.Status.BUYER}
+            )
         except ValidationError as error:
             raise ValidationError(
                 {f"customer.{field}": errs for field, errs in error.error_dict.items()}
             ) from None
+    elif customer.status == Customer.Status.LEAD and customer_mark_buyer(
+        customer=customer
+    ):
+        customer.status = Customer.Status.BUYER
     order = (
         Order.objects.select_for_update()
         .filter(store=store, external_id=external_id)
@@ -332,12 +339,14 @@ def _order_upsert(
         order = Order.objects.create(
             store=store, external_id=external_id, customer=customer, **values
         )
-        OrderLine.objects.bulk_create(OrderLine(order=order, **line) for line in lines)
+        order_lines = OrderLine.objects.bulk_create(
+            OrderLine(order=order, **line) for line in lines
+        )
     else:
         changed = []
         if order.customer_id != customer.pk:
-            order.customer = customer
             changed.append("customer")
+        order.customer = customer
         for field, value in values.items():
             if value is None and field.endswith("_at"):
                 continue  # status times left out keep what we know
@@ -346,22 +355,32 @@ def _order_upsert(
                 changed.append(field)
         if changed:
             order.save(update_fields=[*changed, "updated_at"])
-        if _line_rows(order.lines.all()) != _line_rows(lines):
+        order_lines = list(order.lines.order_by("position"))
+        if _line_rows(order_lines) != _line_rows(lines):
             order.lines.all().delete()
-            OrderLine.objects.bulk_create(
+            order_lines = OrderLine.objects.bulk_create(
                 OrderLine(order=order, **line) for line in lines
             )
             if not changed:
                 order.save(update_fields=["updated_at"])
+    _set_prefetched(order, "lines", order_lines)
     if cart_external_id:
         _cart_convert(
             store=store, external_id=cart_external_id, order=order, lines=lines
         )
-    if customer.status == Customer.Status.LEAD and customer_mark_buyer(
-        customer=customer
-    ):
-        customer.status = Customer.Status.BUYER
     return order, created
+
+
+def _set_prefetched(instance: Any, relation: str, rows: list) -> None:
+    """Give ``instance`` its related ``rows`` as prefetch_related would.
+
+    The caller then reads them without a query; filtering them still queries.
+    This mirrors what Django's prefetch_related_objects() stores.
+    """
+    queryset = getattr(instance, relation).all()
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = queryset
 
 
 def _line_rows(lines) -> list[tuple]:

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api import StrictCharField, StrictSerializer
+from config.api import ReadSerializer, StrictCharField, StrictSerializer
 from customers.models import Customer, Event
 from customers.services import EVENT_BATCH_LIMIT
 
@@ -51,7 +51,7 @@ class CustomerInputSerializer(StrictSerializer):
     )
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(ReadSerializer):
     """A customer as the calling store sees them (its own external id)."""
 
     external_id = serializers.SerializerMethodField()

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from config.api import (
     IdempotentPostMixin,
     PayloadTooLarge,
+    ServiceTransactionsMixin,
     SyncCursorPagination,
     validated_data,
 )
@@ -40,7 +41,10 @@ CUSTOMER_EXAMPLE = OpenApiExample(
 
 
 class CustomerViewSet(
-    IdempotentPostMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+    ServiceTransactionsMixin,
+    IdempotentPostMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Customers with an identity in the calling key's store, by its external id."""
 
@@ -168,7 +172,7 @@ EVENT_BATCH_EXAMPLE = OpenApiExample(
 )
 
 
-class EventBatchView(IdempotentPostMixin, APIView):
+class EventBatchView(ServiceTransactionsMixin, IdempotentPostMixin, APIView):
     """Behaviour events from the store's site, up to 1,000 per request."""
 
     @extend_schema(

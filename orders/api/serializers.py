@@ -8,8 +8,9 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api import StrictCharField, StrictSerializer
+from config.api import ReadSerializer, StrictCharField, StrictSerializer
 from customers.api.serializers import CustomerInputSerializer
+from customers.models import CustomerIdentity
 from orders.models import Cart, Category, Order, OrderLine, Product
 from orders.services import CART_ITEM_LIMIT, CATALOG_BATCH_LIMIT
 
@@ -178,7 +179,7 @@ class OrderStatusInputSerializer(StrictSerializer):
     )
 
 
-class OrderLineSerializer(serializers.ModelSerializer):
+class OrderLineSerializer(ReadSerializer):
     class Meta:
         model = OrderLine
         fields = (
@@ -194,7 +195,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(ReadSerializer):
     """An order with its lines, as the calling store sees it."""
 
     customer_external_id = serializers.SerializerMethodField(
@@ -242,12 +243,24 @@ class OrderSerializer(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
+    # The queryset (or the view, which knows them) annotates both ids; an order
+    # without the annotations costs a query for each.
     def get_customer_external_id(self, order: Order) -> str | None:
-        # identities are prefetched filtered to the calling store
-        identities = list(order.customer.identities.all())
-        return identities[0].external_id if identities else None
+        if hasattr(order, "customer_external_id"):
+            return order.customer_external_id
+        identity = (
+            CustomerIdentity.objects.filter(
+                store_id=order.store_id, customer_id=order.customer_id
+            )
+            .order_by("pk")
+            .values_list("external_id", flat=True)
+            .first()
+        )
+        return identity
 
     def get_cart_id(self, order: Order) -> str | None:
+        if hasattr(order, "cart_external_id"):
+            return order.cart_external_id
         try:
             return order.cart.external_id
         except Cart.DoesNotExist:
@@ -307,7 +320,7 @@ class CartItemSerializer(serializers.Serializer):
     product_id = serializers.IntegerField(allow_null=True)
 
 
-class CartSerializer(serializers.ModelSerializer):
+class CartSerializer(ReadSerializer):
     customer_external_id = serializers.SerializerMethodField()
     converted_order = serializers.SlugRelatedField(
         slug_field="external_id",
@@ -437,7 +450,7 @@ class BulkResultSerializer(serializers.Serializer):
     )
 
 
-class ProductSerializer(serializers.ModelSerializer):
+class ProductSerializer(ReadSerializer):
     category = serializers.SlugRelatedField(
         slug_field="external_id",
         read_only=True,
@@ -464,7 +477,7 @@ class ProductSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CategorySerializer(serializers.ModelSerializer):
+class CategorySerializer(ReadSerializer):
     parent = serializers.SlugRelatedField(
         slug_field="external_id",
         read_only=True,

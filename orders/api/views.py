@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from django.db.models import F, OuterRef, Prefetch, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from config.api import (
     IdempotentPostMixin,
     PayloadTooLarge,
+    ServiceTransactionsMixin,
     SyncCursorPagination,
     validated_data,
 )
@@ -123,7 +124,7 @@ class IdCursorPagination(SyncCursorPagination):
     ordering = ("id",)
 
 
-class StoreScopedViewSet(viewsets.GenericViewSet):
+class StoreScopedViewSet(ServiceTransactionsMixin, viewsets.GenericViewSet):
     """Rows of the calling key's store, looked up by the store's external id."""
 
     model = None
@@ -155,14 +156,17 @@ class OrderViewSet(IdempotentPostMixin, mixins.ListModelMixin, StoreScopedViewSe
     def scoped_queryset(self, store):
         return (
             Order.objects.in_store(store)
-            .select_related("customer", "cart")
-            .prefetch_related(
-                "lines",
-                Prefetch(
-                    "customer__identities",
-                    queryset=CustomerIdentity.objects.filter(store=store),
+            .annotate(
+                customer_external_id=Subquery(
+                    CustomerIdentity.objects.filter(
+                        store=store, customer=OuterRef("customer_id")
+                    )
+                    .order_by("pk")
+                    .values("external_id")[:1]
                 ),
+                cart_external_id=F("cart__external_id"),
             )
+            .prefetch_related("lines")
             .order_by("updated_at", "id")
         )
 
@@ -193,8 +197,14 @@ class OrderViewSet(IdempotentPostMixin, mixins.ListModelMixin, StoreScopedViewSe
             actor=request.auth,
             **data,
         )
+        # What the answer shows, where the request already tells it.
+        customer_external_id = (customer_data.get("external_id") or "").strip()
+        if customer_external_id:
+            order.customer_external_id = customer_external_id
+        if created and not cart_id:
+            order.cart_external_id = None
         return Response(
-            OrderSerializer(self.get_queryset().get(pk=order.pk)).data,
+            OrderSerializer(order).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
