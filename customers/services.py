@@ -9,17 +9,19 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from psycopg import sql
 
+from config import rawsql
 from customers.models import (
     ApiKey,
     AttributeDefinition,
@@ -340,40 +342,49 @@ def customer_upsert(
 def _customer_find(
     *, store: Store | None, external_id: str | None, email: str | None
 ) -> tuple[Customer | None, bool, Customer | None]:
-    """Lock the customers an upsert may touch, in one query.
+    """Lock the customers an upsert may touch, in one precompiled query.
 
-    Returns the customer found by the store's external id (``None`` if none),
-    whether it was found that way, and the customer holding ``email``.
+    Returns the customer found by the store's external id, else by email (``None``
+    if neither), whether it was found by the external id, and the customer holding
+    ``email``. Every order upsert runs this; see config.rawsql for why it is SQL.
     """
-    by_identity = (
-        Q(
-            pk=Subquery(
-                CustomerIdentity.objects.filter(
-                    store=store, external_id=external_id
-                ).values("customer_id")[:1]
-            )
-        )
-        if external_id
-        else None
-    )
-    by_email = Q(email__iexact=email) if email else None
-    matches = {
-        name: ExpressionWrapper(q, output_field=BooleanField())
-        for name, q in (("via_identity", by_identity), ("via_email", by_email))
-        if q is not None
-    }
-    condition = Q()
-    for q in (by_identity, by_email):
-        if q is not None:
-            condition |= q
-    customers = list(
-        Customer.objects.select_for_update(of=("self",))
-        .filter(condition)
-        .annotate(**matches)[:2]
-    )
-    identity_match = next((c for c in customers if getattr(c, "via_identity", 0)), None)
-    email_match = next((c for c in customers if getattr(c, "via_email", 0)), None)
+    by_identity = bool(external_id)
+    by_email = bool(email)
+    params = {"store": store.pk if store else None, "external_id": external_id}
+    params["email"] = email
+    split = rawsql.column_count(Customer)
+    customers = []
+    with connection.cursor() as cursor:
+        cursor.execute(_customer_find_query(by_identity, by_email), params)
+        for row in cursor.fetchall():
+            customer = rawsql.from_row(Customer, row[:split])
+            customers.append((customer, *row[split:]))
+    identity_match = next((c for c, by_id, _by_email in customers if by_id), None)
+    email_match = next((c for c, _by_id, by_email in customers if by_email), None)
     return identity_match or email_match, identity_match is not None, email_match
+
+
+@cache
+def _customer_find_query(by_identity: bool, by_email: bool) -> str:
+    identity = sql.SQL(
+        "c.id = (SELECT i.customer_id FROM {identities} i"
+        " WHERE i.store_id = %(store)s AND i.external_id = %(external_id)s)"
+    ).format(identities=rawsql.table(CustomerIdentity))
+    # The same expression as the unique index on Upper("email").
+    email = sql.SQL("UPPER(c.email) = UPPER(%(email)s)")
+    wanted = [(by_identity, identity), (by_email, email)]
+    return rawsql.compiled(
+        sql.SQL(
+            "SELECT {columns}, {via_identity}, {via_email} FROM {customers} c"
+            " WHERE {condition} LIMIT 2 FOR UPDATE OF c"
+        ).format(
+            columns=rawsql.columns(Customer, "c"),
+            via_identity=identity if by_identity else sql.SQL("false"),
+            via_email=email if by_email else sql.SQL("false"),
+            customers=rawsql.table(Customer),
+            condition=sql.SQL(" OR ").join(q for wanted_q, q in wanted if wanted_q),
+        )
+    )
 
 
 def _customer_upsert(

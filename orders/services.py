@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from psycopg import sql
 
+from config import rawsql
 from customers.models import Customer, Store
 from customers.services import customer_mark_buyer, customer_upsert
 from orders.models import Cart, Category, Order, OrderLine, Product
@@ -329,16 +330,15 @@ def _order_upsert(
         customer=customer
     ):
         customer.status = Customer.Status.BUYER
-    order = (
-        Order.objects.select_for_update()
-        .filter(store=store, external_id=external_id)
-        .first()
-    )
-    created = order is None
+    # Every order upsert runs these two: precompiled (see config.rawsql).
+    order = rawsql.get_for_update(Order, store=store, external_id=external_id)
+    created = False
+    if order is None:
+        order = Order(store=store, external_id=external_id, customer=customer, **values)
+        created = rawsql.insert_or_skip(order, conflict=("store", "external_id"))
+        if not created:  # a concurrent upsert inserted it first: update that one
+            order = rawsql.get_for_update(Order, store=store, external_id=external_id)
     if created:
-        order = Order.objects.create(
-            store=store, external_id=external_id, customer=customer, **values
-        )
         order_lines = OrderLine.objects.bulk_create(
             OrderLine(order=order, **line) for line in lines
         )

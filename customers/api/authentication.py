@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 
 from django.contrib.auth.models import AnonymousUser
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from psycopg import sql
 from rest_framework import exceptions, permissions, throttling
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from customers.models import ApiKey
+from config import rawsql
+from customers.models import ApiKey, Store
 from customers.services import api_key_hash
 
 KEYWORD = "api-key"
@@ -29,15 +33,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw_key = raw_key.strip()
         if not raw_key:
             raise exceptions.AuthenticationFailed(_("The API key is missing."))
-        api_key = (
-            ApiKey.objects.active()
-            .select_related("store")
-            .filter(key_hash=api_key_hash(raw_key))
-            .first()
-        )
+        now = timezone.now()
+        api_key = _active_key(api_key_hash(raw_key), now)
         if api_key is None:
             raise exceptions.AuthenticationFailed(_("The API key is wrong or revoked."))
-        now = timezone.now()
         if (
             api_key.last_used_at is None
             or now - api_key.last_used_at > LAST_USED_RESOLUTION
@@ -47,6 +46,38 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Api-Key realm="api"'
+
+
+@cache
+def _active_key_query() -> str:
+    return rawsql.compiled(
+        sql.SQL(
+            "SELECT {key}, {store} FROM {keys} k JOIN {stores} s ON s.id = k.store_id"
+            " WHERE k.key_hash = %s AND k.revoked_at IS NULL"
+            " AND (k.expires_at IS NULL OR k.expires_at > %s)"
+        ).format(
+            key=rawsql.columns(ApiKey, "k"),
+            store=rawsql.columns(Store, "s"),
+            keys=rawsql.table(ApiKey),
+            stores=rawsql.table(Store),
+        )
+    )
+
+
+def _active_key(key_hash: str, now) -> ApiKey | None:
+    """``ApiKey.objects.active().select_related("store")`` by hash, precompiled.
+
+    Every API request runs this lookup; see config.rawsql for why it is hand-written.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_active_key_query(), [key_hash, now])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = rawsql.column_count(ApiKey)
+    api_key = rawsql.from_row(ApiKey, row[:split])
+    api_key.store = rawsql.from_row(Store, row[split:])
+    return api_key
 
 
 class HasApiKeyScope(permissions.BasePermission):
