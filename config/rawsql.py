@@ -63,21 +63,31 @@ def from_row(model: type[M], values: Sequence[Any]) -> M:
     return model.from_db(connection.alias, None, values)
 
 
+def insert(instance: Model) -> None:
+    """``instance.save()`` for a new row, precompiled: fills in pk and auto times.
+
+    Sends no signals: use it only for models nothing listens to.
+    """
+    _insert_one(instance, conflict=())
+
+
 def insert_or_skip(instance: Model, *, conflict: Iterable[str]) -> bool:
     """INSERT ``instance`` unless a row with the same ``conflict`` fields exists.
 
-    One statement (``ON CONFLICT DO NOTHING RETURNING``) instead of a SELECT and
-    an INSERT. Fills in the primary key and auto_now times and returns True when
-    the row was inserted; returns False, changing nothing, when it existed.
+    One statement (``ON CONFLICT DO NOTHING RETURNING``), which, unlike a SELECT
+    then an INSERT, cannot lose a race. Returns True (with pk and auto times filled
+    in) when the row was inserted; False, changing nothing, when it existed.
     """
-    meta = instance._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    return _insert_one(instance, conflict=tuple(conflict))
+
+
+def _insert_one(instance: Model, *, conflict: tuple[str, ...]) -> bool:
+    fields = _insert_fields(type(instance))
     values = [
         f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields
     ]
-    statement = _insert_or_skip_statement(type(instance), tuple(conflict))
     with connection.cursor() as cursor:
-        cursor.execute(statement, values)
+        cursor.execute(_insert_one_statement(type(instance), conflict), values)
         row = cursor.fetchone()
     if row is None:
         return False
@@ -88,20 +98,25 @@ def insert_or_skip(instance: Model, *, conflict: Iterable[str]) -> bool:
 
 
 @cache
-def _insert_or_skip_statement(model: type[Model], conflict: tuple[str, ...]) -> str:
+def _insert_one_statement(model: type[Model], conflict: tuple[str, ...]) -> str:
     meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    fields = _insert_fields(model)
+    on_conflict = sql.SQL("")
+    if conflict:
+        on_conflict = sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(
+            sql.SQL(", ").join(
+                sql.Identifier(meta.get_field(name).column) for name in conflict
+            )
+        )
     return compiled(
         sql.SQL(
-            "INSERT INTO {table} ({columns}) VALUES ({values})"
-            " ON CONFLICT ({conflict}) DO NOTHING RETURNING {pk}"
+            "INSERT INTO {table} ({columns}) VALUES ({values}){on_conflict}"
+            " RETURNING {pk}"
         ).format(
             table=table(model),
             columns=sql.SQL(", ").join(sql.Identifier(f.column) for f in fields),
             values=sql.SQL(", ").join(sql.Placeholder() * len(fields)),
-            conflict=sql.SQL(", ").join(
-                sql.Identifier(meta.get_field(name).column) for name in conflict
-            ),
+            on_conflict=on_conflict,
             pk=sql.Identifier(meta.pk.column),
         )
     )
@@ -138,5 +153,55 @@ def _get_for_update_statement(model: type[Model], names: tuple[str, ...]) -> str
                 sql.SQL("{} = %s").format(sql.Identifier(meta.get_field(name).column))
                 for name in names
             ),
+        )
+    )
+
+
+def insert_many(instances: Sequence[Model]) -> None:
+    """``bulk_create(instances)``, precompiled: one statement whatever their number.
+
+    The rows travel as one array per column (``INSERT ... SELECT * FROM UNNEST``),
+    so the statement text is the same for any number of rows. UNNEST would
+    flatten an array column, so models with one need ``insert()``.
+    """
+    if not instances:
+        return
+    model = type(instances[0])
+    fields = _insert_fields(model)
+    columns_values = [
+        [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in instances]
+        for f in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_many_statement(model), columns_values)
+        keys = [pk for (pk,) in cursor.fetchall()]
+    for instance, pk in zip(instances, keys, strict=True):
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = connection.alias
+
+
+def _insert_fields(model: type[Model]) -> list:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+@cache
+def _insert_many_statement(model: type[Model]) -> str:
+    meta = model._meta
+    fields = _insert_fields(model)
+    types = [f.db_type(connection) for f in fields]
+    if any(db_type.endswith("]") for db_type in types):
+        raise ValueError(f"{model.__name__} has an array column: use insert().")
+    return compiled(
+        sql.SQL(
+            "INSERT INTO {table} ({columns}) SELECT * FROM UNNEST({arrays})"
+            " RETURNING {pk}"
+        ).format(
+            table=table(model),
+            columns=sql.SQL(", ").join(sql.Identifier(f.column) for f in fields),
+            arrays=sql.SQL(", ").join(
+                sql.SQL("%s::{}[]").format(sql.SQL(db_type)) for db_type in types
+            ),
+            pk=sql.Identifier(meta.pk.column),
         )
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import re
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Subquery
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -297,6 +299,7 @@ def customer_upsert(
     email: str | None = None,
     phone: str | None = None,
     actor: Any = None,
+    savepoint: bool = True,
     **fields: Any,
 ) -> tuple[Customer, bool]:
     """Create or update a customer keyed by (store, external id), else by email.
@@ -305,38 +308,65 @@ def customer_upsert(
     all). Arguments left as ``None`` keep their current value; ``attributes`` are
     merged key by key and ``tags`` are added. Invalid input raises ValidationError
     keyed by field and writes nothing. ``actor`` is the user or API key acting.
+
+    A concurrent upsert creating the same customer makes this one retry in a
+    savepoint. ``savepoint=False`` is for a caller inside its own transaction that
+    retries it on IntegrityError itself (order_upsert): no savepoint, no retry.
     """
     external_id, email, phone = _clean_keys(
         store=store, external_id=external_id, email=email, phone=phone
     )
     profile = _clean_profile(fields)
+    write = functools.partial(
+        _customer_write,
+        store=store,
+        external_id=external_id,
+        email=email,
+        phone=phone,
+        profile=profile,
+    )
+    if not savepoint:
+        if not connection.in_atomic_block:
+            raise TransactionManagementError("savepoint=False needs a transaction.")
+        return write()
     for attempt in range(2):
         try:
             with transaction.atomic():
-                since = timezone.now()
-                customer, created, wrote = _customer_upsert(
-                    store=store,
-                    external_id=external_id,
-                    email=email,
-                    phone=phone,
-                    profile=profile,
-                )
-                if wrote:
-                    # The shop mirrors the change; an idempotent repeat emits nothing.
-                    webhook_emit_customer_updated(
-                        customer=customer,
-                        created=created,
-                        since=since,
-                        store=store,
-                        external_id=external_id,
-                    )
-                return customer, created
+                return write()
         except IntegrityError:
             # A concurrent upsert created the same customer or identity first: the
             # second pass finds it and updates it instead.
             if attempt:
                 raise
     raise AssertionError("unreachable")
+
+
+def _customer_write(
+    *,
+    store: Store | None,
+    external_id: str | None,
+    email: str | None,
+    phone: str | None,
+    profile: dict[str, Any],
+) -> tuple[Customer, bool]:
+    since = timezone.now()
+    customer, created, wrote = _customer_upsert(
+        store=store,
+        external_id=external_id,
+        email=email,
+        phone=phone,
+        profile=dict(profile),
+    )
+    if wrote:
+        # The shop mirrors the change; an idempotent repeat emits nothing.
+        webhook_emit_customer_updated(
+            customer=customer,
+            created=created,
+            since=since,
+            store=store,
+            external_id=external_id,
+        )
+    return customer, created
 
 
 def _customer_find(
@@ -421,7 +451,7 @@ def _customer_upsert(
         customer = Customer(email=email, phone=phone or "", **profile)
         if attributes:
             customer.attributes = attributes
-        customer.save()
+        rawsql.insert(customer)
     else:
         changed = _apply_changes(customer, email=email, phone=phone, profile=profile)
         if attributes:
@@ -434,8 +464,8 @@ def _customer_upsert(
             wrote = True
 
     if external_id and not identity_exists:
-        CustomerIdentity.objects.create(
-            store=store, external_id=external_id, customer=customer
+        rawsql.insert(
+            CustomerIdentity(store=store, external_id=external_id, customer=customer)
         )
         wrote = True
     if tags:

@@ -174,7 +174,11 @@ class Order(models.Model):
     REVENUE_STATUSES = (Status.PAID, Status.SHIPPED, Status.DELIVERED)
 
     store = models.ForeignKey(
-        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="orders"
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.PROTECT,
+        related_name="orders",
+        db_index=False,  # order_store_external_id_unique leads with it
     )
     external_id = models.CharField(_("external id"), max_length=100)
     number = models.CharField(_("number"), max_length=64)
@@ -183,6 +187,7 @@ class Order(models.Model):
         verbose_name=_("customer"),
         on_delete=models.PROTECT,
         related_name="orders",
+        db_index=False,  # order_customer_placed_idx leads with it
     )
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.NEW
@@ -269,7 +274,11 @@ class Order(models.Model):
 
 class OrderLine(models.Model):
     order = models.ForeignKey(
-        Order, verbose_name=_("order"), on_delete=models.CASCADE, related_name="lines"
+        Order,
+        verbose_name=_("order"),
+        on_delete=models.CASCADE,
+        related_name="lines",
+        db_index=False,  # order_line_order_idx leads with it
     )
     position = models.PositiveSmallIntegerField(_("position"), default=0)
     product = models.ForeignKey(
@@ -309,7 +318,6 @@ class OrderLine(models.Model):
         ]
         indexes = [
             models.Index(fields=["order", "position"], name="order_line_order_idx"),
-            models.Index(fields=["product"], name="order_line_product_idx"),
         ]
 
     def __str__(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -114,24 +115,19 @@ def _clean_lines(
         errors["lines"] = ValidationError(_("At most 500 lines."), code="too_many")
         return []
     skus = {str(line.get("sku") or "").strip() for line in lines} - {""}
-    products = {
-        product.sku: product
-        for product in Product.objects.filter(store=store, sku__in=skus).only(
-            "id", "sku", "name", "category_id"
-        )
-    }
+    products = _products_by_sku(store, skus)
     cleaned = []
     for index, line in enumerate(lines):
         unknown = set(line) - {"sku", "name", "quantity", "unit_price", "total"}
         if unknown:
             raise TypeError(f"order line {index}: unexpected keys {sorted(unknown)}")
         sku = str(line.get("sku") or "").strip()
-        product = products.get(sku)
-        name = str(line.get("name") or (product.name if product else "")).strip()
+        product_id, product_name, category_id = products.get(sku, (None, "", None))
+        name = str(line.get("name") or product_name).strip()
         row: dict[str, Any] = {
             "position": index,
-            "product_id": product.pk if product else None,
-            "category_id": product.category_id if product else None,
+            "product_id": product_id,
+            "category_id": category_id,
             "sku": sku[:64],
             "name": name[:255],
         }
@@ -157,6 +153,28 @@ def _clean_lines(
             )
         cleaned.append(row)
     return cleaned
+
+
+def _products_by_sku(store: Store, skus: set[str]) -> dict[str, tuple]:
+    """The store's products with these SKUs: (id, name, category id) by SKU.
+
+    Every order upsert runs this, precompiled (see config.rawsql).
+    """
+    if not skus:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_products_by_sku_query(), [store.pk, list(skus)])
+        return {sku: tuple(rest) for sku, *rest in cursor.fetchall()}
+
+
+@cache
+def _products_by_sku_query() -> str:
+    return rawsql.compiled(
+        sql.SQL(
+            "SELECT sku, id, name, category_id FROM {products}"
+            " WHERE store_id = %s AND sku = ANY(%s)"
+        ).format(products=rawsql.table(Product))
+    )
 
 
 def order_upsert(
@@ -320,7 +338,9 @@ def _order_upsert(
         try:
             # Ordering makes a lead a buyer: in the same write as any other change.
             customer, _created = customer_upsert(
-                store=store, **{**customer_data, "status": Customer.Status.BUYER}
+                store=store,
+                savepoint=False,  # order_upsert retries its transaction itself
+                **{**customer_data, "status": Customer.Status.BUYER},
             )
         except ValidationError as error:
             raise ValidationError(
@@ -339,9 +359,8 @@ def _order_upsert(
         if not created:  # a concurrent upsert inserted it first: update that one
             order = rawsql.get_for_update(Order, store=store, external_id=external_id)
     if created:
-        order_lines = OrderLine.objects.bulk_create(
-            OrderLine(order=order, **line) for line in lines
-        )
+        order_lines = [OrderLine(order=order, **line) for line in lines]
+        rawsql.insert_many(order_lines)
     else:
         changed = []
         if order.customer_id != customer.pk:
@@ -358,9 +377,8 @@ def _order_upsert(
         order_lines = list(order.lines.order_by("position"))
         if _line_rows(order_lines) != _line_rows(lines):
             order.lines.all().delete()
-            order_lines = OrderLine.objects.bulk_create(
-                OrderLine(order=order, **line) for line in lines
-            )
+            order_lines = [OrderLine(order=order, **line) for line in lines]
+            rawsql.insert_many(order_lines)
             if not changed:
                 order.save(update_fields=["updated_at"])
     _set_prefetched(order, "lines", order_lines)
@@ -641,7 +659,9 @@ def _cart_upsert(
         return cart, False  # a late, older state: what we hold is newer
     if customer is None and customer_data is not None:
         try:
-            customer, _created = customer_upsert(store=store, **customer_data)
+            customer, _created = customer_upsert(
+                store=store, savepoint=False, **customer_data
+            )
         except ValidationError as error:
             raise _prefixed(error, "customer") from None
     if customer is not None:

@@ -340,6 +340,7 @@ class CustomerIdentity(models.Model):
         verbose_name=_("store"),
         on_delete=models.PROTECT,
         related_name="identities",
+        db_index=False,  # identity_store_external_id_unique leads with it
     )
     external_id = models.CharField(_("external id"), max_length=100)
     customer = models.ForeignKey(
@@ -347,6 +348,7 @@ class CustomerIdentity(models.Model):
         verbose_name=_("customer"),
         on_delete=models.CASCADE,
         related_name="identities",
+        db_index=False,  # identity_customer_idx
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
