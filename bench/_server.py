@@ -76,9 +76,16 @@ def _database_env() -> dict[str, str]:
 
 @contextmanager
 def api_server(
-    *, workers: int = 2, worker_class: str = "gthread", threads: int = 4
+    *,
+    workers: int = 2,
+    worker_class: str = os.environ.get("BENCH_GUNICORN_WORKER_CLASS", "gthread"),
+    threads: int = int(os.environ.get("BENCH_GUNICORN_THREADS", "4")),
 ) -> Iterator[Server]:
-    """Run gunicorn with production settings on the benchmark database."""
+    """Run gunicorn with production settings on the benchmark database.
+
+    ``BENCH_GUNICORN_WORKER_CLASS`` (default gthread) and ``BENCH_GUNICORN_THREADS``
+    (default 4, per worker) tune it.
+    """
     port = _free_port()
     env = {
         **os.environ,

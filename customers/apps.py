@@ -1,7 +1,21 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
 
 class CustomersConfig(AppConfig):
     name = "customers"
     verbose_name = _("Customers")
+
+    def ready(self) -> None:
+        from customers.models import ApiKey, Store
+        from customers.services import api_key_cache_clear
+
+        # A key or store saved here is read afresh by this process's next request.
+        for model in (ApiKey, Store):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    api_key_cache_clear,
+                    sender=model,
+                    dispatch_uid=f"api_key_cache_clear_{model.__name__}_{id(signal)}",
+                )

@@ -8,6 +8,7 @@ import hashlib
 import ipaddress
 import re
 import secrets
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -558,8 +559,86 @@ def api_key_hash(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+# Every API request authenticates: each process keeps the keys it has seen for a
+# few seconds, so most requests skip the lookup. A revoked key stops working in
+# every process within this time.
+API_KEY_CACHE_SECONDS = 5
+API_KEY_LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+_api_keys: dict[str, tuple[float, ApiKey]] = {}
+
+
+def api_key_cache_clear(**_kwargs: Any) -> None:
+    """Forget the keys this process holds (a signal receiver, too)."""
+    _api_keys.clear()
+
+
+def api_key_authenticate(raw_key: str) -> ApiKey | None:
+    """The active key ``raw_key`` with its store, or None if wrong, revoked or expired.
+
+    Records when the key was last used, to the minute.
+    """
+    key_hash = api_key_hash(raw_key)
+    now = timezone.now()
+    cached = _api_keys.get(key_hash)
+    if cached is not None and cached[0] > time.monotonic():
+        api_key = cached[1]
+    else:
+        api_key = _api_key_active(key_hash, now)
+        if api_key is None:
+            return None
+        if len(_api_keys) > 1000:  # keys are few; this bounds a flood of wrong ones
+            _api_keys.clear()
+        _api_keys[key_hash] = (time.monotonic() + API_KEY_CACHE_SECONDS, api_key)
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        return None
+    if (
+        api_key.last_used_at is None
+        or now - api_key.last_used_at > API_KEY_LAST_USED_RESOLUTION
+    ):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+@cache
+def _api_key_active_query() -> str:
+    return rawsql.compiled(
+        sql.SQL(
+            "SELECT {key}, {store} FROM {keys} k JOIN {stores} s ON s.id = k.store_id"
+            " WHERE k.key_hash = %s AND k.revoked_at IS NULL"
+            " AND (k.expires_at IS NULL OR k.expires_at > %s)"
+        ).format(
+            key=rawsql.columns(ApiKey, "k"),
+            store=rawsql.columns(Store, "s"),
+            keys=rawsql.table(ApiKey),
+            stores=rawsql.table(Store),
+        )
+    )
+
+
+def _api_key_active(key_hash: str, now: dt.datetime) -> ApiKey | None:
+    """``ApiKey.objects.active().select_related("store")`` by hash, precompiled.
+
+    Runs for most API requests; see config.rawsql for why it is hand-written.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_api_key_active_query(), [key_hash, now])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = rawsql.column_count(ApiKey)
+    api_key = rawsql.from_row(ApiKey, row[:split])
+    api_key.store = rawsql.from_row(Store, row[split:])
+    return api_key
+
+
 def api_key_revoke(*, api_key: ApiKey, actor: Any = None) -> bool:
-    """Revoke a key at once; returns whether it was active."""
+    """Revoke a key; returns whether it was active.
+
+    The process that revokes refuses the key at once; others, which may hold it
+    in their cache, within API_KEY_CACHE_SECONDS.
+    """
+    api_key_cache_clear()
     return bool(
         ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()

@@ -5,20 +5,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0005_api_role_permissions'),
+        ("customers", "0005_api_role_permissions"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='customeridentity',
-            name='customer',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='customers.customer', verbose_name='customer'),
+            model_name="customeridentity",
+            name="customer",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="identities",
+                to="customers.customer",
+                verbose_name="customer",
+            ),
         ),
         migrations.AlterField(
-            model_name='customeridentity',
-            name='store',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='identities', to='customers.store', verbose_name='store'),
+            model_name="customeridentity",
+            name="store",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="identities",
+                to="customers.store",
+                verbose_name="store",
+            ),
         ),
     ]
