@@ -5,30 +5,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0006_drop_redundant_indexes'),
-        ('orders', '0004_cart_role_permissions'),
+        ("customers", "0006_drop_redundant_indexes"),
+        ("orders", "0004_cart_role_permissions"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='orderline',
-            name='order_line_product_idx',
+            model_name="orderline",
+            name="order_line_product_idx",
         ),
         migrations.AlterField(
-            model_name='order',
-            name='customer',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='customers.customer', verbose_name='customer'),
+            model_name="order",
+            name="customer",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="orders",
+                to="customers.customer",
+                verbose_name="customer",
+            ),
         ),
         migrations.AlterField(
-            model_name='order',
-            name='store',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='customers.store', verbose_name='store'),
+            model_name="order",
+            name="store",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="orders",
+                to="customers.store",
+                verbose_name="store",
+            ),
         ),
         migrations.AlterField(
-            model_name='orderline',
-            name='order',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='orders.order', verbose_name='order'),
+            model_name="orderline",
+            name="order",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="lines",
+                to="orders.order",
+                verbose_name="order",
+            ),
         ),
     ]
