@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,6 +97,7 @@ def conditions(**extra: object) -> dict:
             "ram_gb": _ram_gb(),
             "cpu": _cpu_model(),
             "platform": platform.platform(),
+            "speed_ms": speed_ms(),
         },
         "python": platform.python_version(),
         "django": django.get_version(),
@@ -103,6 +105,19 @@ def conditions(**extra: object) -> dict:
         "database": "DATABASE_URL" if "DATABASE_URL" in os.environ else "embedded",
         "commit": _commit(),
     }
+
+
+def speed_ms() -> float:
+    """CPU time of a fixed pure-Python loop, in ms: how fast this machine ran now.
+
+    A shared virtual machine's speed drifts by tens of per cent over an hour; two
+    results are comparable only at a similar speed (lower is faster).
+    """
+    started = time.process_time()
+    total = 0
+    for number in range(5_000_000):
+        total += number
+    return round((time.process_time() - started) * 1000, 1)
 
 
 def _ram_gb() -> float | None:
@@ -167,5 +182,8 @@ def write_result(
     print(line)
     if summary:
         print(f"  {summary}")
+    speed = conditions.get("machine", {}).get("speed_ms")
+    if speed is not None:
+        print(f"  machine speed: {speed} ms for the reference loop (lower is faster)")
     print(f"  -> {path.relative_to(ROOT)}")
     return result

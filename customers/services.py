@@ -755,20 +755,14 @@ _VISITORS_UPSERT = """
             AND EXCLUDED.customer_id IS DISTINCT FROM v.customer_id)
     RETURNING v.anonymous_id, v.identified_at = %(now)s::timestamptz
 """
-# Per visitor in the batch: first and last seen, and the customer of their newest
-# event that names one (the latest login wins).
-_VISITORS_FROM_STAGING = sql.SQL(_VISITORS_UPSERT).format(
+# The batch's visitors (see _batch_visitors), one array per column.
+_VISITORS_FROM_BATCH = sql.SQL(_VISITORS_UPSERT).format(
     visitor=sql.Identifier(Visitor._meta.db_table),
-    source=sql.SQL("""
-        SELECT anonymous_id,
-               (array_agg(customer_id ORDER BY occurred_at DESC, n DESC)
-                   FILTER (WHERE customer_id IS NOT NULL))[1] AS customer_id,
-               min(occurred_at) AS first_seen_at,
-               max(occurred_at) AS last_seen_at
-        FROM {staging}
-        WHERE anonymous_id <> ''
-        GROUP BY anonymous_id
-    """).format(staging=sql.Identifier(_EVENT_STAGING)),
+    source=sql.SQL(
+        "SELECT * FROM UNNEST(%(anonymous_ids)s::varchar[], %(customers)s::bigint[],"
+        " %(first_seen)s::timestamptz[], %(last_seen)s::timestamptz[])"
+        " AS b (anonymous_id, customer_id, first_seen_at, last_seen_at)"
+    ),
 )
 _VISITOR_ONE = sql.SQL(_VISITORS_UPSERT).format(
     visitor=sql.Identifier(Visitor._meta.db_table),
@@ -1071,21 +1065,58 @@ def event_ingest(*, store: Store, events: Sequence[Any]) -> dict[str, int]:
         row[1] = customer_ids[row[1]] if row[1] else None
         row.insert(0, index)
 
+    params = {"store": store.pk, "now": now}
+    visitors = _batch_visitors(rows)
+    if visitors:
+        # Concurrent batches share visitors: their rows are locked only for the
+        # length of this short transaction, not while the events go in. Should
+        # the events then fail, a retry changes nothing here and stores them.
+        with transaction.atomic(), rawsql.bound_cursor() as cursor:
+            cursor.execute(_VISITORS_FROM_BATCH, {**params, **visitors})
+            identified = [anonymous_id for anonymous_id, new in cursor if new]
+            if identified:
+                _visitors_attach(store=store, anonymous_ids=identified, now=now)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_STAGING_CREATE)
         cursor.execute(_STAGING_CLEAR)
         with cursor.cursor.copy(_STAGING_COPY) as copy:
             for row in rows:
                 copy.write_row(row)
-        params = {"store": store.pk, "now": now}
-        if any(row[3] for row in rows):
-            cursor.execute(_VISITORS_FROM_STAGING, params)
-            identified = [anonymous_id for anonymous_id, new in cursor if new]
-            if identified:
-                _visitors_attach(store=store, anonymous_ids=identified, now=now)
         cursor.execute(_EVENTS_INSERT, params)
         accepted, _seen = cursor.fetchone()
     return {"accepted": accepted, "duplicates": len(events) - accepted}
+
+
+def _batch_visitors(rows: list[list[Any]]) -> dict[str, list]:
+    """The batch's anonymous visitors, as the arrays _VISITORS_FROM_BATCH takes.
+
+    Per visitor, sorted by anonymous id: first and last seen, and the customer of
+    their newest event that names one (the latest login wins).
+    """
+    seen: dict[str, list] = {}  # anonymous id: [first, last, customer, its time]
+    for row in rows:
+        customer_id, anonymous_id, occurred_at = row[2], row[3], row[5]
+        if not anonymous_id:
+            continue
+        visitor = seen.get(anonymous_id)
+        if visitor is None:
+            seen[anonymous_id] = visitor = [occurred_at, occurred_at, None, None]
+        visitor[0] = min(visitor[0], occurred_at)
+        visitor[1] = max(visitor[1], occurred_at)
+        # rows are in batch order: at the same time, the later one wins
+        if customer_id is not None and (
+            visitor[3] is None or occurred_at >= visitor[3]
+        ):
+            visitor[2], visitor[3] = customer_id, occurred_at
+    if not seen:
+        return {}
+    ordered = sorted(seen.items())
+    return {
+        "anonymous_ids": [anonymous_id for anonymous_id, _v in ordered],
+        "first_seen": [v[0] for _a, v in ordered],
+        "last_seen": [v[1] for _a, v in ordered],
+        "customers": [v[2] for _a, v in ordered],
+    }
 
 
 def visitor_identify(

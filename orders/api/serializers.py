@@ -325,6 +325,7 @@ class CartSerializer(ReadSerializer):
     converted_order = serializers.SlugRelatedField(
         slug_field="external_id",
         read_only=True,
+        allow_null=True,
         help_text=_("The store's id of the order this cart became."),
     )
     items = CartItemSerializer(many=True, read_only=True)
