@@ -69,6 +69,38 @@ ORDERS_PERMISSIONS = {
 }
 
 
+CONSENTS_PERMISSIONS = {
+    SUPPORT: {
+        "consentpurpose": ("view",),
+        "consenttext": ("view",),
+        "consentevent": ("view", "add"),
+        "consentstate": ("view",),
+    },
+    MARKETING: {
+        "consentpurpose": ("view",),
+        "consenttext": ("view",),
+        "consentstate": ("view",),
+    },
+    MANAGER: {
+        "consentpurpose": ("view",),
+        "consenttext": ("view",),
+        "consentevent": ("view",),
+        "consentstate": ("view",),
+        "datasubjectrequest": ("view",),
+    },
+    DATA_PROTECTION_OFFICER: {
+        "consentpurpose": ("view", "change"),
+        "consenttext": ("view", "add"),
+        "consentevent": ("view", "add"),
+        "consentstate": ("view",),
+        "doubleoptin": ("view",),
+        "suppression": ("view",),
+        "datasubjectrequest": ("view", "add", "change"),
+        "accesslog": ("view",),
+    },
+}
+
+
 def grant_role_permissions(apps, app_label: str, table: dict) -> None:
     """Create the role groups if needed and grant them ``table``'s permissions.
 

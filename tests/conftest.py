@@ -24,6 +24,7 @@ ROLE_GRANTS = [
     ("orders", "customers.roles", "ORDERS_PERMISSIONS"),
     ("customers", "customers.migrations.0005_api_role_permissions", "PERMISSIONS"),
     ("orders", "orders.migrations.0004_cart_role_permissions", "PERMISSIONS"),
+    ("consents", "customers.roles", "CONSENTS_PERMISSIONS"),
 ]
 
 
@@ -79,3 +80,24 @@ def make_api_client(db):
 def api(store, make_api_client):
     """A read-write API client for ``store``."""
     return make_api_client(store)
+
+
+def ensure_purposes() -> None:
+    """The purposes and texts the consents migration seeds (see ensure_roles)."""
+    from django.apps import apps
+
+    from consents.models import ConsentPurpose
+
+    if ConsentPurpose.objects.exists():
+        return
+    seed = importlib.import_module("consents.migrations.0002_purposes_and_roles").seed
+    seed(apps, None)
+
+
+@pytest.fixture
+def purposes(db):
+    """The seeded consent purposes, by code."""
+    from consents.models import ConsentPurpose
+
+    ensure_purposes()
+    return {purpose.code: purpose for purpose in ConsentPurpose.objects.all()}

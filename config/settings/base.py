@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "pgtrigger",
     "customers",
     "orders",
     "consents",
@@ -115,6 +116,28 @@ TIME_ZONE = "Europe/Warsaw"
 USE_I18N = True
 USE_TZ = True
 DEFAULT_CURRENCY = "PLN"
+
+# RODO. The suppression list keeps keyed hashes of erased people's contacts: set
+# SUPPRESSION_KEY once and never change it, or erased people's consent could come
+# back through an import (it defaults to SECRET_KEY, which may be rotated).
+SUPPRESSION_KEY = env("SUPPRESSION_KEY", default=SECRET_KEY)
+# Double opt-in: how long a confirmation link works, and when an unconfirmed
+# sign-up is purged.
+DOUBLE_OPT_IN_LINK_DAYS = env.int("DOUBLE_OPT_IN_LINK_DAYS", default=7)
+# Retention periods, applied by the nightly retention task: keep them no longer
+# than the register of processing says.
+RETENTION = {
+    "lead_months": env.int("RETENTION_LEAD_MONTHS", default=24),
+    "unconfirmed_signup_days": env.int("RETENTION_UNCONFIRMED_SIGNUP_DAYS", default=30),
+    "event_months": env.int("RETENTION_EVENT_MONTHS", default=13),
+    "access_log_months": env.int("RETENTION_ACCESS_LOG_MONTHS", default=60),
+}
+# Orders and invoices are kept for the tax authority: 5 years from the end of the
+# year they were issued in (Ordynacja podatkowa, art. 86 and 70).
+ACCOUNTING_HOLD_YEARS = 5
+# The public address of Kartoteka, for links in emails (confirmation,
+# preferences, unsubscribe).
+PUBLIC_URL = env("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 PHONENUMBER_DEFAULT_REGION = "PL"
 
 STATIC_URL = "static/"

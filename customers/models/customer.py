@@ -140,6 +140,17 @@ class CustomerQuerySet(models.QuerySet):
         """Customers known to us who have not ordered yet."""
         return self.filter(status=Customer.Status.LEAD)
 
+    def not_erased(self) -> CustomerQuerySet:
+        """Customers who have not been erased (anonymised) on request."""
+        return self.filter(erased_at__isnull=True)
+
+    def processable(self) -> CustomerQuerySet:
+        """Customers who may be in campaigns, segments, scoring and exports.
+
+        That is, neither erased nor restricted.
+        """
+        return self.filter(erased_at__isnull=True, restricted_at__isnull=True)
+
     def in_store(self, store: Store) -> CustomerQuerySet:
         """Customers with an identity in the given store."""
         return self.filter(
@@ -269,6 +280,25 @@ class Customer(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
+    # The person's rights (RODO), set by the consents app's services.
+    restricted_at = models.DateTimeField(
+        _("processing restricted since"),
+        null=True,
+        blank=True,
+        help_text=_("Left out of campaigns, segments, scoring and exports (Art. 18)."),
+    )
+    marketing_objection_at = models.DateTimeField(
+        _("objected to direct marketing on"), null=True, blank=True
+    )
+    profiling_objection_at = models.DateTimeField(
+        _("objected to profiling on"), null=True, blank=True
+    )
+    erased_at = models.DateTimeField(
+        _("erased at"),
+        null=True,
+        blank=True,
+        help_text=_("Anonymised on request (Art. 17); the orders stay for accounting."),
+    )
 
     objects = CustomerQuerySet.as_manager()
 
