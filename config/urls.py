@@ -14,8 +14,10 @@ urlpatterns = [
     path("logout/", customer_views.LogoutView.as_view(), name="logout"),
     path("customers/", include("customers.urls")),
     path("orders/", include("orders.urls")),
+    path("", include("consents.urls")),
     path("api/v1/", include("customers.api.urls")),
     path("api/v1/", include("orders.api.urls")),
+    path("api/v1/", include("consents.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

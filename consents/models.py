@@ -436,7 +436,7 @@ class Suppression(models.Model):
         return f"{self.kind} {self.value_hash[:12]}…"
 
 
-def _one_month_after(moment: dt.datetime) -> dt.date:
+def one_month_after(moment: dt.datetime) -> dt.date:
     """Art. 12(3): one month from receipt, to the same day of the next month."""
     day = timezone.localtime(moment).date()
     year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
@@ -557,11 +557,6 @@ class DataSubjectRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk}"
-
-    def save(self, *args, **kwargs):
-        if self.due_on is None:
-            self.due_on = _one_month_after(self.received_at)
-        super().save(*args, **kwargs)
 
     @property
     def deadline(self) -> dt.date:

@@ -320,6 +320,16 @@ def consent_record(  # noqa: C901 - one check per piece of evidence
     return event, True
 
 
+def consent_grant(**kwargs: Any) -> tuple[ConsentEvent, bool]:
+    """``consent_record`` of a grant: the text version and evidence are required."""
+    return consent_record(action=Action.GRANT, **kwargs)
+
+
+def consent_withdraw(**kwargs: Any) -> tuple[ConsentEvent, bool]:
+    """``consent_record`` of a withdrawal: it takes effect at once, for every send."""
+    return consent_record(action=Action.WITHDRAW, **kwargs)
+
+
 def _emit_consent_changed(*, customer: Customer, event: ConsentEvent) -> None:
     stores = CustomerIdentity.objects.filter(customer=customer).select_related("store")
     identities = list(stores)
