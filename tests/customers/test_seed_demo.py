@@ -253,3 +253,23 @@ def test_calendar_is_seasonal():
     assert weight(black_friday) > 2.5 * weight(date(2025, 11, 7))
     assert weight(date(2025, 12, 10)) > 1.5 * weight(date(2025, 7, 9))
     assert len(calendar) == 3 * 365 + 1
+
+
+def test_consents_follow_the_ledger(data):
+    from consents.models import ConsentEvent, ConsentState
+
+    granted = ConsentState.objects.filter(purpose__code="email_marketing", granted=True)
+    assert 0.3 <= granted.count() / CUSTOMERS <= 0.6
+    assert ConsentEvent.objects.filter(action="withdraw").exists()
+    # every state is its customer's newest event for that purpose
+    for state in ConsentState.objects.select_related("event")[:50]:
+        newest = (
+            ConsentEvent.objects.filter(
+                customer_id=state.customer_id, purpose_id=state.purpose_id
+            )
+            .order_by("-occurred_at", "-id")
+            .first()
+        )
+        assert state.event_id == newest.pk
+        assert state.granted == (newest.action == "grant")
+    assert not ConsentEvent.objects.filter(action="grant", text__isnull=True).exists()
