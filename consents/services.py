@@ -330,6 +330,47 @@ def consent_withdraw(**kwargs: Any) -> tuple[ConsentEvent, bool]:
     return consent_record(action=Action.WITHDRAW, **kwargs)
 
 
+def consent_set(
+    *,
+    customer: Customer,
+    purpose: str | ConsentPurpose,
+    granted: bool,
+    source: str,
+    text: ConsentText | None = None,
+    **evidence: Any,
+) -> tuple[ConsentEvent | None, bool]:
+    """Make the consent what the person chose; append only if that changes it.
+
+    For switches and links people click more than once (preference centre,
+    unsubscribe): a grant of the text already granted, or a withdrawal of a
+    consent already withdrawn, records nothing. A withdrawal of a consent never
+    given is recorded once, as proof the person asked. Returns the event (None if
+    nothing was recorded) and whether it is new.
+    """
+    purpose = consent_purpose(purpose)
+    with transaction.atomic():
+        # Concurrent clicks queue on the customer row, then see each other's event.
+        Customer.objects.select_for_update().filter(pk=customer.pk).exists()
+        state = (
+            ConsentState.objects.filter(customer=customer, purpose=purpose)
+            .select_related("event")
+            .first()
+        )
+        if granted and state is not None and state.granted:
+            if text is None or state.event.text_id == text.pk:
+                return None, False
+        if not granted and state is not None and not state.granted:
+            return None, False
+        return consent_record(
+            customer=customer,
+            purpose=purpose,
+            action=Action.GRANT if granted else Action.WITHDRAW,
+            source=source,
+            text=text if granted else None,
+            **evidence,
+        )
+
+
 def _emit_consent_changed(*, customer: Customer, event: ConsentEvent) -> None:
     stores = CustomerIdentity.objects.filter(customer=customer).select_related("store")
     identities = list(stores)

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import formats
@@ -29,10 +30,13 @@ from django.views.generic import DetailView, RedirectView, TemplateView
 from customers.filters import CustomerFilter
 from customers.models import AttributeDefinition, Customer
 from customers.paginators import table_row_estimate
+from customers.signals import personal_data_accessed_send
 
 # The newest orders shown on a customer's page. A catch-all "guest" customer can hold
 # tens of thousands of orders; the rest are one click away in the order list.
 CUSTOMER_PAGE_ORDERS = 250
+# The newest consent ledger entries shown on a customer's page.
+CUSTOMER_PAGE_CONSENT_EVENTS = 20
 
 
 class StaffPageMixin(LoginRequiredMixin, PermissionRequiredMixin):
@@ -306,5 +310,47 @@ class CustomerDetailView(StaffPageMixin, DetailView):
             orders_hidden=max(0, summary["count"] - len(orders)),
             can_change=self.request.user.has_perm("customers.change_customer"),
             can_view_orders=self.request.user.has_perm("orders.view_order"),
+            **customer_consents_context(customer),
         )
         return context
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        personal_data_accessed_send(
+            sender=type(self),
+            request=request,
+            customer_ids=[self.object.pk],
+            action="view",
+        )
+        return response
+
+
+def customer_consents_context(customer: Customer) -> dict[str, Any]:
+    """What consents/customer_consents.html shows: each active purpose, the ledger.
+
+    Consents sit right of customers: their models are reached by relation and app
+    label, never imported. Two queries (three with a long ledger).
+    """
+    purpose_model = apps.get_model("consents", "ConsentPurpose")
+    state = customer.consent_states.model.objects.filter(
+        customer=customer, purpose=OuterRef("pk")
+    )
+    events = list(
+        customer.consent_events.select_related("purpose", "text")[
+            : CUSTOMER_PAGE_CONSENT_EVENTS + 1
+        ]
+    )
+    return {
+        # consent_granted is None for a purpose the customer was never asked about.
+        "consent_purposes": purpose_model.objects.filter(is_active=True).annotate(
+            consent_granted=Subquery(state.values("granted")),
+            consent_changed_at=Subquery(state.values("changed_at")),
+        ),
+        "consent_events": events[:CUSTOMER_PAGE_CONSENT_EVENTS],
+        # Counted only when the page does not show them all.
+        "consent_event_count": (
+            customer.consent_events.count()
+            if len(events) > CUSTOMER_PAGE_CONSENT_EVENTS
+            else len(events)
+        ),
+    }

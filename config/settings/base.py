@@ -215,6 +215,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.webhook_retry_due_task",
         "schedule": 60.0,
     },
+    # RODO storage limitation: the RETENTION policies above, every night.
+    "retention-apply": {
+        "task": "consents.tasks.retention_apply_task",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }
 
 # Security: secure unless DEBUG. Behind a TLS-terminating proxy set

@@ -24,6 +24,7 @@ from customers.api.serializers import (
 from customers.filters import CustomerApiFilter
 from customers.models import Customer, CustomerIdentity
 from customers.services import EVENT_BATCH_LIMIT, customer_upsert, event_ingest
+from customers.signals import personal_data_accessed_send
 
 CUSTOMER_EXAMPLE = OpenApiExample(
     "A customer",
@@ -59,7 +60,8 @@ class CustomerViewSet(
             return Customer.objects.none()
         store = self.request.auth.store
         return (
-            Customer.objects.in_store(store)
+            Customer.objects.not_erased()
+            .in_store(store)
             .prefetch_related(
                 Prefetch(
                     "identities", queryset=CustomerIdentity.objects.filter(store=store)
@@ -91,8 +93,25 @@ class CustomerViewSet(
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        personal_data_accessed_send(
+            sender=type(self),
+            request=request,
+            customer_ids=[customer.pk for customer in page],
+            action="api_read",
+        )
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
     def retrieve(self, request, external_id: str):
-        return Response(CustomerSerializer(self.get_object()).data)
+        customer = self.get_object()
+        personal_data_accessed_send(
+            sender=type(self),
+            request=request,
+            customer_ids=[customer.pk],
+            action="api_read",
+        )
+        return Response(CustomerSerializer(customer).data)
 
     @extend_schema(
         request=CustomerInputSerializer,

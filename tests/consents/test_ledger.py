@@ -149,3 +149,22 @@ def test_suppressed_contact_cannot_be_granted_by_import(purposes, text):
     # the person themselves may
     event, _ = grant(customer, text, source="double_opt_in")
     assert event.pk
+
+
+def test_consent_set_records_only_changes(customer, text):
+    from consents.services import consent_set
+
+    def switch(granted):
+        return consent_set(
+            customer=customer,
+            purpose="email_marketing",
+            granted=granted,
+            text=text if granted else None,
+            source="preference_centre",
+        )
+
+    assert switch(True)[1]
+    assert switch(True) == (None, False)
+    assert switch(False)[1]
+    assert switch(False) == (None, False)
+    assert ConsentEvent.objects.count() == 2

@@ -1,0 +1,53 @@
+"""Signals the customers app sends for apps to its right to act on.
+
+Customers sits leftmost in the layering and never imports consents, yet every read
+of personal data must reach the consents app's access log (RODO, Art. 5(2) and 30).
+The pages and API views send ``personal_data_accessed``; the consents app connects
+the receiver that writes the log (``consents.apps.ConsentsConfig.ready``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.dispatch import Signal
+
+from customers.models import ApiKey
+
+# Staff or an API key saw or took customers' personal data. Keyword arguments:
+# customer_ids (iterable of ints), action ("view", "export", "api_read"),
+# user (the staff member or None), api_key (ApiKey or None),
+# ip_address (str or None), purpose (str, may be empty).
+personal_data_accessed = Signal()
+
+
+def client_ip(request: Any) -> str | None:
+    """The client's address as the server saw it (REMOTE_ADDR; no proxy handling)."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def personal_data_accessed_send(
+    *,
+    sender: Any,
+    request: Any,
+    customer_ids: Iterable[int],
+    action: str,
+    purpose: str = "",
+) -> None:
+    """Send ``personal_data_accessed`` with who (user or API key) and where from.
+
+    ``request`` is a Django or DRF request: an authenticated user is the actor on
+    staff pages, the request's ApiKey on the API.
+    """
+    user = getattr(request, "user", None)
+    auth = getattr(request, "auth", None)
+    personal_data_accessed.send(
+        sender=sender,
+        customer_ids=list(customer_ids),
+        action=action,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        api_key=auth if isinstance(auth, ApiKey) else None,
+        ip_address=client_ip(request),
+        purpose=purpose,
+    )
