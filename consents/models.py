@@ -274,16 +274,22 @@ class ConsentEvent(models.Model):
                     RETURN NEW;
                 """,
             ),
-            # The current state follows every new event: the newest one wins.
+            # The current state follows the new events: the newest one wins. Per
+            # statement, over its transition table: an import's or a COPY's
+            # thousands of rows cost one set-based upsert, not one each.
             pgtrigger.Trigger(
                 name="consent_event_state",
                 operation=pgtrigger.Insert,
                 when=pgtrigger.After,
+                level=pgtrigger.Statement,
+                referencing=pgtrigger.Referencing(new="new_events"),
                 func="""
                     INSERT INTO consents_consentstate
                         (customer_id, purpose_id, granted, event_id, changed_at)
-                    VALUES (NEW.customer_id, NEW.purpose_id, NEW.action = 'grant',
-                            NEW.id, NEW.occurred_at)
+                    SELECT DISTINCT ON (customer_id, purpose_id)
+                           customer_id, purpose_id, action = 'grant', id, occurred_at
+                    FROM new_events
+                    ORDER BY customer_id, purpose_id, occurred_at DESC, id DESC
                     ON CONFLICT (customer_id, purpose_id) DO UPDATE SET
                         granted = EXCLUDED.granted,
                         event_id = EXCLUDED.event_id,
