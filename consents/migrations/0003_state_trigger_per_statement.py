@@ -6,18 +6,29 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('consents', '0002_purposes_and_roles'),
+        ("consents", "0002_purposes_and_roles"),
     ]
 
     operations = [
         pgtrigger.migrations.RemoveTrigger(
-            model_name='consentevent',
-            name='consent_event_state',
+            model_name="consentevent",
+            name="consent_event_state",
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='consentevent',
-            trigger=pgtrigger.compiler.Trigger(name='consent_event_state', sql=pgtrigger.compiler.UpsertTriggerSql(func="\n                    INSERT INTO consents_consentstate\n                        (customer_id, purpose_id, granted, event_id, changed_at)\n                    SELECT DISTINCT ON (customer_id, purpose_id)\n                           customer_id, purpose_id, action = 'grant', id, occurred_at\n                    FROM new_events\n                    ORDER BY customer_id, purpose_id, occurred_at DESC, id DESC\n                    ON CONFLICT (customer_id, purpose_id) DO UPDATE SET\n                        granted = EXCLUDED.granted,\n                        event_id = EXCLUDED.event_id,\n                        changed_at = EXCLUDED.changed_at\n                    WHERE (EXCLUDED.changed_at, EXCLUDED.event_id)\n                        >= (consents_consentstate.changed_at,\n                            consents_consentstate.event_id);\n                    RETURN NULL;\n                ", hash='1a1519b2875eff8884d826de3fbec32258330fec', level='STATEMENT', operation='INSERT', pgid='pgtrigger_consent_event_state_392b3', referencing='REFERENCING NEW TABLE AS new_events ', table='consents_consentevent', when='AFTER')),
+            model_name="consentevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="consent_event_state",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="\n                    INSERT INTO consents_consentstate\n                        (customer_id, purpose_id, granted, event_id, changed_at)\n                    SELECT DISTINCT ON (customer_id, purpose_id)\n                           customer_id, purpose_id, action = 'grant', id, occurred_at\n                    FROM new_events\n                    ORDER BY customer_id, purpose_id, occurred_at DESC, id DESC\n                    ON CONFLICT (customer_id, purpose_id) DO UPDATE SET\n                        granted = EXCLUDED.granted,\n                        event_id = EXCLUDED.event_id,\n                        changed_at = EXCLUDED.changed_at\n                    WHERE (EXCLUDED.changed_at, EXCLUDED.event_id)\n                        >= (consents_consentstate.changed_at,\n                            consents_consentstate.event_id);\n                    RETURN NULL;\n                ",
+                    hash="1a1519b2875eff8884d826de3fbec32258330fec",
+                    level="STATEMENT",
+                    operation="INSERT",
+                    pgid="pgtrigger_consent_event_state_392b3",
+                    referencing="REFERENCING NEW TABLE AS new_events ",
+                    table="consents_consentevent",
+                    when="AFTER",
+                ),
+            ),
         ),
     ]
