@@ -43,6 +43,7 @@ from customers.services import (
     api_key_revoke,
     customer_attributes_clean,
 )
+from customers.signals import personal_data_accessed_send
 from customers.validators import (
     format_phone,
     normalize_email,
@@ -557,6 +558,19 @@ class CustomerAdmin(admin.ModelAdmin):
                 name for name in fields if not name.startswith(ATTRIBUTE_FIELD_PREFIX)
             ]
         return super().get_form(request, obj, change, **kwargs)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            # The access log (consents) hears of every view of a customer's data.
+            personal_data_accessed_send(
+                sender=type(self),
+                request=request,
+                customer_ids=[int(object_id)],
+                action="view",
+                purpose="admin",
+            )
+        return response
 
 
 def _format_attribute(value: Any) -> str:

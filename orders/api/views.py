@@ -16,6 +16,7 @@ from config.api import (
     validated_data,
 )
 from customers.models import CustomerIdentity
+from customers.signals import personal_data_accessed_send
 from orders.api.serializers import (
     BulkResultSerializer,
     CartInputSerializer,
@@ -118,6 +119,17 @@ def _refuse_oversized(request, limit: int) -> None:
         )
 
 
+def _log_read(view, request, orders) -> None:
+    """Orders carry their buyers' names and addresses: reading them is logged."""
+    personal_data_accessed_send(
+        sender=type(view),
+        request=request,
+        customer_ids={order.customer_id for order in orders},
+        action="api_read",
+        purpose="orders",
+    )
+
+
 class IdCursorPagination(SyncCursorPagination):
     """Oldest first by id: for tables without a change time."""
 
@@ -172,7 +184,14 @@ class OrderViewSet(IdempotentPostMixin, mixins.ListModelMixin, StoreScopedViewSe
 
     @extend_schema(summary="Get an order with its lines")
     def retrieve(self, request, external_id: str):
-        return Response(OrderSerializer(self.get_object()).data)
+        order = self.get_object()
+        _log_read(self, request, [order])
+        return Response(OrderSerializer(order).data)
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        _log_read(self, request, page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
         request=OrderInputSerializer,

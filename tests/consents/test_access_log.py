@@ -178,3 +178,30 @@ def test_raw_update_and_delete_fail(customer):
     entry.refresh_from_db()
     assert entry.ip_address == "83.1.2.3"
     assert entry.action == "view"
+
+
+def test_order_api_reads_and_admin_views_are_logged(
+    store, customer, make_api_client, admin_client
+):
+    from django.urls import reverse
+
+    from consents.models import AccessLog
+    from tests.factories.orders import OrderFactory
+
+    order = OrderFactory(store=store, customer=customer)
+    api = make_api_client(store, scopes=["read"])
+    assert api.get(f"/api/v1/orders/{order.external_id}/").status_code == 200
+    assert api.get("/api/v1/orders/").status_code == 200
+    assert (
+        AccessLog.objects.filter(
+            customer=customer, action="api_read", purpose="orders"
+        ).count()
+        == 2
+    )
+    page = admin_client.get(
+        reverse("admin:customers_customer_change", args=[customer.pk])
+    )
+    assert page.status_code == 200
+    assert AccessLog.objects.filter(
+        customer=customer, action="view", purpose="admin"
+    ).exists()
