@@ -4,6 +4,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -17,7 +18,12 @@ from customers.services import api_key_create
 from tests.factories.customers import CustomerFactory
 
 pytestmark = pytest.mark.django_db
-EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+
+
+def in_english(client):
+    """Staff pages follow the language cookie (set_language), not the browser."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    return client
 
 
 @pytest.fixture
@@ -101,7 +107,7 @@ def test_dpo_sees_the_customer_log_newest_first(
     )
     access_log_record(customers=other, action="view", user=dpo, ip_address="1.2.3.4")
 
-    response = client.get(customer_log_url(customer), **EN)
+    response = in_english(client).get(customer_log_url(customer))
     assert response.status_code == 200
     entries = response.context["entries"]
     assert [e.action for e in entries] == ["api_read", "view"]
@@ -166,7 +172,7 @@ def test_register_lists_every_purpose_with_its_legal_basis(
     ConsentPurpose.objects.filter(code="tracking").update(
         legal_basis=ConsentPurpose.LegalBasis.LEGITIMATE_INTEREST
     )
-    response = client.get(REGISTER, **EN)
+    response = in_english(client).get(REGISTER)
     assert response.status_code == 200
     content = response.content.decode()
     sections = dict(
@@ -231,7 +237,7 @@ def test_customer_page_shows_consent_state_and_ledger(
     grant(customer, "sms_marketing", occurred_at=now - dt.timedelta(days=2))
     withdraw(customer, "sms_marketing", occurred_at=now - dt.timedelta(days=1))
     client.force_login(support_user)
-    response = client.get(reverse("customers:detail", args=[customer.pk]), **EN)
+    response = in_english(client).get(reverse("customers:detail", args=[customer.pk]))
     content = response.content.decode()
     assert "granted" in purpose_row(content, "email_marketing")
     assert "withdrawn" in purpose_row(content, "sms_marketing")
@@ -257,9 +263,11 @@ def test_customer_page_shows_the_rodo_flags(client, dpo, purposes):
     customer = CustomerFactory(
         restricted_at=timezone.now(), marketing_objection_at=timezone.now()
     )
-    content = client.get(
-        reverse("customers:detail", args=[customer.pk]), **EN
-    ).content.decode()
+    content = (
+        in_english(client)
+        .get(reverse("customers:detail", args=[customer.pk]))
+        .content.decode()
+    )
     assert "Processing restricted" in content
     assert "Objected to direct marketing" in content
     assert "Objected to profiling" not in content
@@ -280,7 +288,8 @@ def test_long_ledger_shows_the_newest_twenty_in_constant_queries(
 
     def page(customer):
         with CaptureQueriesContext(connection) as queries:
-            response = client.get(reverse("customers:detail", args=[customer.pk]), **EN)
+            url = reverse("customers:detail", args=[customer.pk])
+            response = in_english(client).get(url)
         return len(queries.captured_queries), response
 
     short_count, _ = page(short)
