@@ -182,11 +182,17 @@ class NewsletterInputSerializer(StrictSerializer):
         default=ConsentPurpose.Code.EMAIL_MARKETING,
     )
     ip = serializers.IPAddressField(
+        required=False,
         allow_null=True,
         allow_blank=True,
         help_text=_("The IP address of the person submitting the form."),
     )
-    user_agent = StrictCharField(max_length=500, allow_blank=True)
+    user_agent = StrictCharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text=_("The person's browser (User-Agent)."),
+    )
     evidence = EvidenceField(required=False)
 
 

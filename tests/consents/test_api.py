@@ -387,7 +387,7 @@ def test_newsletter_bad_input(api, purposes):
     )
     assert response.status_code == 400
     errors = response.json()["errors"]
-    assert set(errors) == {"ip", "purpose", "marketing", "user_agent"}
+    assert set(errors) == {"ip", "purpose", "marketing"}
     response = api.post(NEWSLETTER, newsletter_body(email="nope"), format="json")
     assert response.status_code == 400
     assert response.json()["errors"]["email"][0]["code"] == "invalid_email"
@@ -414,3 +414,11 @@ def test_newsletter_idempotency_key(api, purposes, django_capture_on_commit_call
     assert again.json()["id"] == first.json()["id"]
     assert DoubleOptIn.objects.count() == 1
     assert len(mail.outbox) == 1
+
+
+def test_newsletter_ip_and_user_agent_are_optional(api, purposes):
+    response = api.post(NEWSLETTER, {"email": "bez-ip@example.pl"}, format="json")
+    assert response.status_code == 202, response.content
+    signup = DoubleOptIn.objects.get()
+    assert signup.request_ip is None
+    assert signup.request_user_agent == ""
