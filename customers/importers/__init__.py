@@ -1,0 +1,1 @@
+"""Customer imports from shop and newsletter exports (Shopify, WooCommerce, ...)."""
