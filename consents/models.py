@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pgtrigger
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -443,15 +444,8 @@ class Suppression(models.Model):
 
 
 def one_month_after(moment: dt.datetime) -> dt.date:
-    """Art. 12(3): one month from receipt, to the same day of the next month."""
-    day = timezone.localtime(moment).date()
-    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    for candidate in (day.day, 30, 29, 28):
-        try:
-            return day.replace(year=year, month=month, day=candidate)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
+    """Art. 12(3): one month from receipt (the next month's last day at most)."""
+    return timezone.localtime(moment).date() + relativedelta(months=1)
 
 
 class DataSubjectRequestQuerySet(models.QuerySet):

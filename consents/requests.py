@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -38,18 +39,6 @@ def _user(actor: Any) -> Any:
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` later, or that month's last day if it has none."""
-    year, month = divmod(day.month - 1 + months, 12)
-    year, month = day.year + year, month + 1
-    for candidate in (day.day, 30, 29, 28):
-        try:
-            return day.replace(year=year, month=month, day=candidate)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
-
-
 def dsr_max_extension(request: DataSubjectRequest) -> dt.date:
     """The latest deadline a request may get: two further months (Art. 12(3)).
 
@@ -58,8 +47,8 @@ def dsr_max_extension(request: DataSubjectRequest) -> dt.date:
     """
     received = timezone.localtime(request.received_at).date()
     return max(
-        _add_months(received, 1 + MAX_EXTENSION_MONTHS),
-        _add_months(request.due_on, MAX_EXTENSION_MONTHS),
+        received + relativedelta(months=1 + MAX_EXTENSION_MONTHS),
+        request.due_on + relativedelta(months=MAX_EXTENSION_MONTHS),
     )
 
 

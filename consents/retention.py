@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -46,16 +47,8 @@ def months_before(moment: dt.datetime, months: int) -> dt.datetime:
     A day the earlier month lacks (31 March - 1 month) becomes its last day.
     """
     local = timezone.localtime(moment)
-    index = local.year * 12 + (local.month - 1) - months
-    year, month = divmod(index, 12)
-    month += 1
-    for day in (local.day, 30, 29, 28):
-        try:
-            earlier = local.replace(year=year, month=month, day=day, tzinfo=None)
-        except ValueError:
-            continue
-        return timezone.make_aware(earlier, local.tzinfo)
-    raise AssertionError("unreachable")
+    earlier = local.replace(tzinfo=None) - relativedelta(months=months)
+    return timezone.make_aware(earlier, local.tzinfo)
 
 
 def retention_stale_leads(*, before: dt.datetime) -> QuerySet:
