@@ -27,6 +27,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from config.spreadsheets import formula_safe
 from consents.models import (
     AccessLog,
     ConsentEvent,
@@ -48,7 +49,6 @@ from orders.models import Cart, Order, OrderLine
 SCHEMA_VERSION = 1
 CHUNK = 2000
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Row = dict[str, Any]
 
@@ -481,9 +481,7 @@ def csv_cell(value: Any) -> str:
         text = value.isoformat() if isinstance(value, dt.date) else str(value)
     else:
         text = str(value)
-    if text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
+    return formula_safe(text)
 
 
 def _dump(value: Any) -> str:

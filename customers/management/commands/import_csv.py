@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
+from config.spreadsheets import formula_safe
 from customers.importers.customers import ImportResult, RowError, customers_import
 from customers.importers.formats import (
     AUTO,
@@ -20,13 +21,6 @@ from customers.importers.reading import CsvFormatError, open_csv
 from customers.models import Store
 
 SHOWN_ERRORS = 10
-# A spreadsheet would run a cell starting with these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def formula_safe(value: object) -> str:
-    text = str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def write_error_report(path: Path, errors: list[RowError]) -> None:
@@ -37,9 +31,9 @@ def write_error_report(path: Path, errors: list[RowError]) -> None:
             writer.writerow(
                 [
                     error.line,
-                    formula_safe(error.column),
-                    formula_safe(error.value),
-                    formula_safe(error.reason),
+                    formula_safe(str(error.column)),
+                    formula_safe(str(error.value)),
+                    formula_safe(str(error.reason)),
                 ]
             )
 
