@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from config.clients import client_evidence
 from consents.models import (
     AccessLog,
     ConsentEvent,
@@ -168,8 +169,7 @@ class ConsentEventAdmin(ReadOnlyAdmin):
                     if data["action"] == ConsentEvent.Action.GRANT
                     else None,
                     evidence={"note": data["note"]},
-                    ip_address=request.META.get("REMOTE_ADDR"),
-                    user_agent=request.headers.get("User-Agent", ""),
+                    **client_evidence(request),
                 )
             except ValidationError as error:
                 for message in error.messages:

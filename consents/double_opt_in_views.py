@@ -17,6 +17,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from config.clients import client_evidence
 from consents.double_opt_in import double_opt_in_confirm, double_opt_in_lookup
 from consents.models import DoubleOptIn
 
@@ -54,8 +55,7 @@ class DoubleOptInConfirmView(View):
         try:
             signup = double_opt_in_confirm(
                 token=token,
-                ip_address=request.META.get("REMOTE_ADDR") or None,
-                user_agent=request.headers.get("User-Agent", ""),
+                **client_evidence(request),
             )
         except ValidationError as error:
             code = _error_code(error)

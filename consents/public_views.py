@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from config.clients import client_evidence
 from consents.links import (
     preference_token,
     read_preference_token,
@@ -47,15 +48,6 @@ class PurposeRow:
     text: ConsentText | None
     changed_at: object
     overridden_by: str  # "", "marketing_objection" or "profiling_objection"
-
-
-def _client(request: HttpRequest) -> dict[str, str | None]:
-    # REMOTE_ADDR: behind a proxy, the proxy must set it (X-Forwarded-For is
-    # whatever the client says unless a trusted proxy rewrites it).
-    return {
-        "ip_address": request.META.get("REMOTE_ADDR") or None,
-        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:500],
-    }
 
 
 def _page(
@@ -147,7 +139,7 @@ def _preference_change(
         text=text,
         source=Source.PREFERENCE_CENTRE,
         evidence={"page": "preference_centre"},
-        **_client(request),
+        **client_evidence(request),
     )
     if granted:
         return "success", _("Saved: you agreed to “%(purpose)s”.") % {
@@ -198,7 +190,7 @@ def _unsubscribe_once(
         granted=False,
         source=Source.UNSUBSCRIBE_LINK,
         evidence={"reference": reference, "one_click": True},
-        **_client(request),
+        **client_evidence(request),
     )
     return created
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.dispatch import Signal
 
+from config.clients import client_ip
 from customers.models import ApiKey
 
 # Staff or an API key saw or took customers' personal data. Keyword arguments:
@@ -20,11 +21,6 @@ from customers.models import ApiKey
 # user (the staff member or None), api_key (ApiKey or None),
 # ip_address (str or None), purpose (str, may be empty).
 personal_data_accessed = Signal()
-
-
-def client_ip(request: Any) -> str | None:
-    """The client's address as the server saw it (REMOTE_ADDR; no proxy handling)."""
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def personal_data_accessed_send(
