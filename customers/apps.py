@@ -8,8 +8,19 @@ class CustomersConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self) -> None:
+        from customers.importers import registry
+        from customers.importers.customers import customers_import
         from customers.models import ApiKey, Store
         from customers.services import api_key_cache_clear
+
+        registry.register(
+            registry.ImportKind(
+                name="customers",
+                label=_("Customers"),
+                run=customers_import,
+                permission="customers.change_customer",
+            )
+        )
 
         # A key or store saved here is read afresh by this process's next request.
         for model in (ApiKey, Store):

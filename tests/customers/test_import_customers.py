@@ -391,12 +391,6 @@ def test_command_end_to_end_writes_error_report(tmp_path, store, capsys):
     assert lines[2][:3] == ["4", "Email", "nie-email"]
 
 
-def test_command_rejects_other_kinds(tmp_path, store):
-    path = write_csv(tmp_path / "c.csv", SHOPIFY_HEADER, [shopify_row(1)])
-    with pytest.raises(CommandError, match="not yet supported"):
-        call_command("import_csv", "--kind", "orders", "--store", "sklep", str(path))
-
-
 def test_large_file(tmp_path, store):
     size = int(os.environ.get("IMPORT_BENCH_ROWS", "20000"))
     path = write_csv(

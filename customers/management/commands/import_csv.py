@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
 from config.spreadsheets import formula_safe
-from customers.importers.customers import ImportResult, RowError, customers_import
+from customers.importers import registry
+from customers.importers.customers import ImportResult, RowError
 from customers.importers.formats import (
     AUTO,
     CUSTOMERS,
@@ -39,7 +40,10 @@ def write_error_report(path: Path, errors: list[RowError]) -> None:
 
 
 class Command(BaseCommand):
-    help = _("Import a CSV export (customers) from a shop platform or a spreadsheet.")
+    help = _(
+        "Import a CSV export (customers, orders or consents) from a shop platform "
+        "or a spreadsheet."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file", help=_("The CSV file."))
@@ -65,11 +69,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        if options["kind"] != CUSTOMERS:
+        try:
+            kind = registry.get(options["kind"])
+        except KeyError:
             raise CommandError(
-                _("Importing %(kind)s is not yet supported.")
-                % {"kind": options["kind"]}
-            )
+                _("Importing %(kind)s is not available.") % {"kind": options["kind"]}
+            ) from None
         store = self._store(options["store"])
         path = Path(options["file"])
         try:
@@ -79,7 +84,7 @@ class Command(BaseCommand):
         except (OSError, CsvFormatError, ValueError) as error:
             raise CommandError(str(error)) from None
         try:
-            mapping = map_header(source.header, options["format"], CUSTOMERS)
+            mapping = map_header(source.header, options["format"], kind.name)
         except (MissingColumns, UnknownFormat) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(
@@ -100,7 +105,7 @@ class Command(BaseCommand):
                 % {"columns": ", ".join(mapping.unmapped)}
             )
         try:
-            result = customers_import(
+            result = kind.run(
                 source=source,
                 store=store,
                 format=options["format"],
