@@ -135,12 +135,19 @@ def grant_role_permissions(apps, app_label: str, table: dict) -> None:
 
 
 def revoke_role_permissions(apps, app_label: str, table: dict) -> None:
-    """Undo ``grant_role_permissions`` for one app (reverse migrations)."""
+    """Undo ``grant_role_permissions`` (reverse migrations): only ``table``'s grants."""
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
-    for role in table:
+    for role, models in table.items():
         group = group_model.objects.filter(name=role).first()
         if group:
             group.permissions.remove(
-                *permission_model.objects.filter(content_type__app_label=app_label)
+                *permission_model.objects.filter(
+                    content_type__app_label=app_label,
+                    codename__in=[
+                        f"{action}_{model}"
+                        for model, actions in models.items()
+                        for action in actions
+                    ],
+                )
             )

@@ -217,6 +217,8 @@ class Order(models.Model):
     utm_campaign = models.CharField(_("UTM campaign"), max_length=200, blank=True)
     billing_address = models.JSONField(_("billing address"), default=dict, blank=True)
     shipping_address = models.JSONField(_("shipping address"), default=dict, blank=True)
+    # db_default too: COPY-based writers (seed_demo, imports) may leave it out.
+    note = models.TextField(_("note"), blank=True, default="", db_default="")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -226,6 +228,7 @@ class Order(models.Model):
         verbose_name = _("order")
         verbose_name_plural = _("orders")
         ordering = ["-placed_at"]
+        permissions = [("export_order", _("Can export orders"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["store", "external_id"], name="order_store_external_id_unique"

@@ -24,3 +24,8 @@ DATABASES["default"]["TEST"] = {  # noqa: F405
 # Serve static files from the finders (no collectstatic before tests).
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+
+# Uploads (import files, error reports) go to a directory of this test run's own.
+import tempfile  # noqa: E402
+
+MEDIA_ROOT = tempfile.mkdtemp(prefix="kartoteka-test-media-")

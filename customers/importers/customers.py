@@ -162,6 +162,8 @@ class ImportResult:
     dry_run: bool = False
     aborted: bool = False
     consent_rows: list[ConsentRow] = field(default_factory=list)
+    # Counts a kind adds beyond the common ones, e.g. {"consents": 120}.
+    extra: dict[str, int] = field(default_factory=dict)
 
     @property
     def bad_rows(self) -> int:

@@ -10,6 +10,7 @@ from customers.models.customer import (
     currency_validator,
 )
 from customers.models.events import Event, Visitor
+from customers.models.imports import ImportJob
 from customers.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "CustomerQuerySet",
     "Event",
     "IdempotencyRecord",
+    "ImportJob",
     "Store",
     "Tag",
     "Visitor",

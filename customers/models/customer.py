@@ -274,6 +274,20 @@ class Customer(models.Model):
         _("status"), max_length=8, choices=Status.choices, default=Status.LEAD
     )
     attributes = models.JSONField(_("custom attributes"), default=dict, blank=True)
+    # db_default too: COPY-based writers (seed_demo, imports) may leave it out.
+    note = models.TextField(_("note"), blank=True, default="", db_default="")
+    # What the platform a shop left reported, for history its orders never brought.
+    imported_orders_count = models.PositiveIntegerField(
+        _("orders (imported total)"), null=True, blank=True
+    )
+    imported_total_spent = models.DecimalField(
+        _("spent (imported total)"),
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_("In the store's currency, as the previous platform reported it."),
+    )
     tags = models.ManyToManyField(
         Tag, verbose_name=_("tags"), blank=True, related_name="customers"
     )
@@ -306,6 +320,7 @@ class Customer(models.Model):
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         ordering = ["-created_at"]
+        permissions = [("export_customer", _("Can export customers"))]
         constraints = [
             # Upper(), not Lower(): Django's iexact/icontains compare UPPER(), so the
             # same expression serves the constraint and every case-insensitive lookup.
