@@ -88,9 +88,9 @@ def _insert_one(instance: Model, *, conflict: tuple[str, ...]) -> bool:
     values = [
         f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_one_statement(type(instance), conflict), values)
-        row = cursor.fetchone()
+    with cursor() as cur:
+        cur.execute(_insert_one_statement(type(instance), conflict), values)
+        row = cur.fetchone()
     if row is None:
         return False
     instance.pk = row[0]
@@ -136,9 +136,9 @@ def get_for_update(model: type[M], **where: Any) -> M | None:
         else model._meta.get_field(name).get_db_prep_value(value, connection)
         for name, value in where.items()
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_get_for_update_statement(model, tuple(where)), params)
-        row = cursor.fetchone()
+    with cursor() as cur:
+        cur.execute(_get_for_update_statement(model, tuple(where)), params)
+        row = cur.fetchone()
     return None if row is None else from_row(model, row)
 
 
@@ -159,6 +159,75 @@ def _get_for_update_statement(model: type[Model], names: tuple[str, ...]) -> str
     )
 
 
+def lock_or_insert(instance: M, *, key: Iterable[str]) -> tuple[M, bool] | None:
+    """Lock the row whose ``key`` fields equal ``instance``'s, or insert ``instance``.
+
+    One statement for what is otherwise a ``SELECT ... FOR UPDATE`` and, when
+    nothing was found, an ``INSERT``: the existing row is locked and returned as a
+    new instance (``created`` False); else ``instance`` is inserted (``ON CONFLICT
+    DO NOTHING``), gets its pk, and is returned with ``created`` True. Returns
+    None when a concurrent transaction inserted the same key in between: the
+    caller then locks that row with :func:`get_for_update`. ``key`` names concrete
+    fields that together are unique (``store`` for a foreign key).
+    """
+    model = type(instance)
+    key = tuple(key)
+    fields = _insert_fields(model)
+    values = [
+        f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields
+    ]
+    where = [model._meta.get_field(name) for name in key]
+    params = [
+        *(f.get_db_prep_value(getattr(instance, f.attname), connection) for f in where),
+        *values,
+    ]
+    with cursor() as cur:
+        cur.execute(_lock_or_insert_statement(model, key), params)
+        row = cur.fetchone()
+    if row is None:
+        return None
+    created, columns_values = row[0], row[1:]
+    if not created:
+        return from_row(model, columns_values), False
+    instance.pk = columns_values[model._meta.concrete_fields.index(model._meta.pk)]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance, True
+
+
+@cache
+def _lock_or_insert_statement(model: type[Model], key: tuple[str, ...]) -> str:
+    meta = model._meta
+    fields = _insert_fields(model)
+    # The snapshot of a statement does not see its own inserts: "existing" holds the
+    # row only if it was there before, and "inserted" only runs when it was not.
+    return compiled(
+        sql.SQL(
+            "WITH existing AS ("
+            "SELECT {columns} FROM {table} WHERE {condition} LIMIT 1 FOR UPDATE"
+            "), inserted AS ("
+            "INSERT INTO {table} ({insert_columns}) SELECT {values}"
+            " WHERE NOT EXISTS (SELECT FROM existing)"
+            " ON CONFLICT ({key}) DO NOTHING RETURNING {columns}"
+            ") SELECT true, * FROM inserted UNION ALL SELECT false, * FROM existing"
+        ).format(
+            columns=columns(model),
+            table=table(model),
+            condition=sql.SQL(" AND ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(meta.get_field(name).column))
+                for name in key
+            ),
+            insert_columns=sql.SQL(", ").join(sql.Identifier(f.column) for f in fields),
+            values=sql.SQL(", ").join(
+                sql.SQL("%s::{}").format(sql.SQL(f.db_type(connection))) for f in fields
+            ),
+            key=sql.SQL(", ").join(
+                sql.Identifier(meta.get_field(name).column) for name in key
+            ),
+        )
+    )
+
+
 def insert_many(instances: Sequence[Model]) -> None:
     """``bulk_create(instances)``, precompiled: one statement whatever their number.
 
@@ -174,9 +243,9 @@ def insert_many(instances: Sequence[Model]) -> None:
         [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in instances]
         for f in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_many_statement(model), columns_values)
-        keys = [pk for (pk,) in cursor.fetchall()]
+    with cursor() as cur:
+        cur.execute(_insert_many_statement(model), columns_values)
+        keys = [pk for (pk,) in cur.fetchall()]
     for instance, pk in zip(instances, keys, strict=True):
         instance.pk = pk
         instance._state.adding = False
@@ -210,17 +279,27 @@ def _insert_many_statement(model: type[Model]) -> str:
 
 
 @contextmanager
-def bound_cursor() -> Iterator[psycopg.Cursor]:
-    """A cursor on Django's connection that sends parameters apart from the SQL.
+def cursor() -> Iterator[Any]:
+    """Django's cursor, but sending parameters apart from the SQL (server-side binding).
 
-    Django binds parameters on the client: each value is quoted into the statement
-    text in Python, which for large arrays costs more than running the statement.
-    This cursor sends them separately (server-side binding), in the connection's
-    current transaction. Statements run here are not in Django's query log.
+    Django's psycopg cursor binds on the client: each value is quoted into the
+    statement text in Python, and the server parses and plans that text afresh
+    every time. This cursor sends the values separately, which is cheaper for
+    arrays and lets psycopg prepare a statement once it has run a few times on the
+    connection (``prepare_threshold``), so the server skips parsing and planning
+    it. Only the statements in this module and the hot paths that use it run here;
+    the ORM keeps Django's cursor. It is Django's cursor wrapper in the current
+    transaction: errors are wrapped, and queries are logged and counted as usual.
     """
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
-    with (
-        connection.wrap_database_errors,
-        psycopg.Cursor(connection.connection) as cursor,
-    ):
-        yield cursor
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        raw = psycopg.Cursor(connection.connection)
+    wrapped = (
+        connection.make_debug_cursor(raw)
+        if connection.queries_logged
+        else connection.make_cursor(raw)
+    )
+    with wrapped:
+        yield wrapped

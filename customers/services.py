@@ -385,7 +385,7 @@ def _customer_find(
     params["email"] = email
     split = rawsql.column_count(Customer)
     customers = []
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(_customer_find_query(by_identity, by_email), params)
         for row in cursor.fetchall():
             customer = rawsql.from_row(Customer, row[:split])
@@ -621,7 +621,7 @@ def _api_key_active(key_hash: str, now: dt.datetime) -> ApiKey | None:
 
     Runs for most API requests; see config.rawsql for why it is hand-written.
     """
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(_api_key_active_query(), [key_hash, now])
         row = cursor.fetchone()
     if row is None:
@@ -1071,7 +1071,7 @@ def event_ingest(*, store: Store, events: Sequence[Any]) -> dict[str, int]:
         # Concurrent batches share visitors: their rows are locked only for the
         # length of this short transaction, not while the events go in. Should
         # the events then fail, a retry changes nothing here and stores them.
-        with transaction.atomic(), rawsql.bound_cursor() as cursor:
+        with transaction.atomic(), rawsql.cursor() as cursor:
             cursor.execute(_VISITORS_FROM_BATCH, {**params, **visitors})
             identified = [anonymous_id for anonymous_id, new in cursor if new]
             if identified:

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -268,7 +268,7 @@ def _customer_endpoint_ids(customer: Customer, event: str) -> list[int]:
 
     Runs on every customer write from the API, precompiled (see config.rawsql).
     """
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(_customer_endpoints_query(), [event, customer.pk])
         return [pk for (pk,) in cursor.fetchall()]
 

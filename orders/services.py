@@ -162,7 +162,7 @@ def _products_by_sku(store: Store, skus: set[str]) -> dict[str, tuple]:
     """
     if not skus:
         return {}
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(_products_by_sku_query(), [store.pk, list(skus)])
         return {sku: tuple(rest) for sku, *rest in cursor.fetchall()}
 
@@ -350,14 +350,13 @@ def _order_upsert(
         customer=customer
     ):
         customer.status = Customer.Status.BUYER
-    # Every order upsert runs these two: precompiled (see config.rawsql).
-    order = rawsql.get_for_update(Order, store=store, external_id=external_id)
-    created = False
-    if order is None:
-        order = Order(store=store, external_id=external_id, customer=customer, **values)
-        created = rawsql.insert_or_skip(order, conflict=("store", "external_id"))
-        if not created:  # a concurrent upsert inserted it first: update that one
-            order = rawsql.get_for_update(Order, store=store, external_id=external_id)
+    # Every order upsert runs this: one precompiled statement (see config.rawsql).
+    order = Order(store=store, external_id=external_id, customer=customer, **values)
+    found = rawsql.lock_or_insert(order, key=("store", "external_id"))
+    if found is None:  # a concurrent upsert inserted it first: update that one
+        existing = rawsql.get_for_update(Order, store=store, external_id=external_id)
+        found = existing, False
+    order, created = found
     if created:
         order_lines = [OrderLine(order=order, **line) for line in lines]
         rawsql.insert_many(order_lines)

@@ -548,7 +548,7 @@ class _BatchWriter:
         self.carried: list[_Record] = []
 
     def prepare(self) -> None:
-        with rawsql.bound_cursor() as cursor:
+        with rawsql.cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("  # noqa: S608
                 " idx int PRIMARY KEY, external_id text, email text, phone text,"
@@ -567,7 +567,7 @@ class _BatchWriter:
             cursor.execute(f"TRUNCATE {_STAGE}, {_STAGE_ADDRESS}")
 
     def drop(self) -> None:
-        with rawsql.bound_cursor() as cursor:
+        with rawsql.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {_STAGE}, {_STAGE_ADDRESS}")
 
     def write(self, records: list[_Record]) -> None:
@@ -582,7 +582,7 @@ class _BatchWriter:
 
     def _write(self, records: list[_Record]) -> None:
         store_id = self.store.pk
-        with rawsql.bound_cursor() as cursor:
+        with rawsql.cursor() as cursor:
             cursor.execute(f"TRUNCATE {_STAGE}, {_STAGE_ADDRESS}")
             _copy(cursor, records)
             # Temporary tables get no statistics by themselves; without them the
