@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import json
 import logging
 import secrets
@@ -32,6 +33,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -156,6 +158,18 @@ def webhook_url_validate(url: str) -> str:
             {
                 "url": ValidationError(
                     _("Enter an http:// or https:// address."), code="invalid_url"
+                )
+            }
+        )
+    if not settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES and _private_host(parts.hostname):
+        raise ValidationError(
+            {
+                "url": ValidationError(
+                    _(
+                        "Webhooks go only to public addresses, not to this network "
+                        "or this machine."
+                    ),
+                    code="private_address",
                 )
             }
         )
@@ -417,6 +431,40 @@ def webhook_emit_customer_updated(
 # --- Delivering ------------------------------------------------------------------
 
 
+def _private_host(host: str) -> bool:
+    """Whether ``host`` names this machine or a private network without a lookup.
+
+    An IP literal that is not globally routable (loopback, private, link-local,
+    reserved, multicast, ...) or a name like ``localhost``; other names are
+    checked when a delivery resolves them (``_public_address``).
+    """
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
+
+
+def _public_address(host: str, port: int) -> str:
+    """The address to connect to for ``host``: its first one, if all are public.
+
+    Resolving once here and connecting to that address (not to the name again)
+    keeps a name from resolving to a public address for the check and to an
+    internal one for the connection (DNS rebinding). Raises ValueError.
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [info[4][0] for info in infos]
+    if not addresses:
+        raise ValueError(f"{host} has no address")
+    if not settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
+        for address in addresses:
+            if not ipaddress.ip_address(address.split("%")[0]).is_global:
+                raise ValueError(f"{host} resolves to a non-public address {address}")
+    return addresses[0]
+
+
 @dataclass(frozen=True)
 class _Outcome:
     status: int | None = None  # the HTTP status, None when there was no response
@@ -453,6 +501,14 @@ def _post(url: str, *, body: bytes, headers: dict[str, str]) -> _Outcome:
     except ValueError:
         return _Outcome(error=f"Invalid port in URL: {url}", permanent=True)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    try:
+        address = _public_address(parts.hostname, port)
+    except ValueError as error:
+        return _Outcome(error=str(error), permanent=True)
+    except OSError as error:  # the name does not resolve (now): retry later
+        return _Outcome(error=f"{type(error).__name__}: {error}"[:RESPONSE_SNIPPET])
     if parts.scheme == "https":
         connection: http.client.HTTPConnection = http.client.HTTPSConnection(
             parts.hostname,
@@ -464,6 +520,10 @@ def _post(url: str, *, body: bytes, headers: dict[str, str]) -> _Outcome:
         connection = http.client.HTTPConnection(
             parts.hostname, port, timeout=CONNECT_TIMEOUT
         )
+    # Connect to the address checked above; TLS still verifies the host name.
+    connection._create_connection = (  # http.client's hook for opening the socket
+        lambda _address, *args: socket.create_connection((address, port), *args)
+    )
     started = time.monotonic()
     fired = threading.Event()
     timer = None

@@ -170,6 +170,12 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="kartoteka@localhost")
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
+# Outgoing webhooks go only to public addresses (no requests into the server's own
+# network on a store's behalf); allow private ones for a receiver on this network.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool(
+    "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False
+)
+
 # REST API: a store's API key in the Authorization header, JSON only.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -186,6 +186,44 @@ def test_endpoint_gets_a_generated_secret_and_only_http_urls(store):
     assert "events" in error.value.error_dict
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hooks",
+        "https://10.0.0.7/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hooks",
+        "http://localhost/hooks",
+        "https://db.internal/hooks",
+    ],
+)
+def test_endpoints_on_private_addresses_are_refused(store, settings, url):
+    from django.core.exceptions import ValidationError
+
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    with pytest.raises(ValidationError) as error:
+        endpoint_for(store, url=url)
+    assert error.value.error_dict["url"][0].code == "private_address"
+
+
+@pytest.mark.django_db
+def test_a_name_resolving_to_a_private_address_is_not_sent_to(store, settings):
+    with HookServer() as hook_server:
+        # Saved while allowed (or resolving elsewhere when saved): the delivery
+        # resolves the name itself and refuses this machine's address.
+        endpoint = endpoint_for(
+            store, url=hook_server.url.replace("127.0.0.1", "localhost")
+        )
+        settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+        delivery = a_delivery(endpoint)
+        assert webhook_deliver(delivery=delivery) is False
+        delivery.refresh_from_db()
+        assert delivery.status == Status.FAILED
+        assert "non-public address" in delivery.last_error
+        assert hook_server.requests == []
+
+
 # --- Emitting ----------------------------------------------------------------------
 
 
