@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -31,9 +31,11 @@ from customers.models import (
     Customer,
     CustomerIdentity,
     Event,
+    IdempotencyRecord,
     Store,
     Tag,
     Visitor,
+    WebhookDelivery,
 )
 from customers.validators import normalize_email, normalize_nip, normalize_phone
 from customers.webhooks import webhook_emit_customer_updated
@@ -644,6 +646,40 @@ def api_key_revoke(*, api_key: ApiKey, actor: Any = None) -> bool:
             revoked_at=timezone.now()
         )
     )
+
+
+def api_records_prune(*, now: dt.datetime | None = None, batch: int = 10_000) -> dict:
+    """Delete what the API only needs for a while; return the counts by kind.
+
+    Idempotency records (stored responses, which may carry personal data) older
+    than IDEMPOTENCY_KEY_HOURS: a key is honoured at least that long. Webhook
+    deliveries that succeeded or failed for good, older than
+    WEBHOOK_DELIVERY_RETENTION_DAYS; pending ones stay whatever their age.
+    Deleted in batches, each its own transaction, so no lock is held for long.
+    """
+    now = now or timezone.now()
+    records = IdempotencyRecord.objects.filter(
+        created_at__lt=now - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    )
+    delivery_days = settings.WEBHOOK_DELIVERY_RETENTION_DAYS
+    deliveries = WebhookDelivery.objects.filter(
+        status__in=[WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED],
+        created_at__lt=now - dt.timedelta(days=delivery_days),
+    )
+    return {
+        "idempotency_records": _delete_in_batches(records, batch),
+        "webhook_deliveries": _delete_in_batches(deliveries, batch),
+    }
+
+
+def _delete_in_batches(queryset: QuerySet, batch: int) -> int:
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            keys = list(queryset.values_list("pk", flat=True)[:batch])
+            if not keys:
+                return deleted
+            deleted += queryset.model.objects.filter(pk__in=keys).delete()[0]
 
 
 # Behaviour events ----------------------------------------------------------------

@@ -176,6 +176,11 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool(
     "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False
 )
 
+# How long an Idempotency-Key is honoured (its stored response kept) at least, and
+# how long finished webhook deliveries stay in the delivery log; pruned nightly.
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=30)
+
 # REST API: a store's API key in the Authorization header, JSON only.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
