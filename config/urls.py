@@ -14,6 +14,7 @@ urlpatterns = [
     path("logout/", customer_views.LogoutView.as_view(), name="logout"),
     path("customers/", include("customers.urls")),
     path("orders/", include("orders.urls")),
+    path("imports/", include("customers.urls_imports")),
     path("", include("consents.urls")),
     path("api/v1/", include("customers.api.urls")),
     path("api/v1/", include("orders.api.urls")),

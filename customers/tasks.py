@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 
 from celery import shared_task
-from django.utils import timezone
+from django.utils import timezone, translation
 
-from customers.models import WebhookDelivery
+from customers.imports import import_job_check, import_job_run
+from customers.models import ImportJob, WebhookDelivery
 from customers.webhooks import webhook_deliver, webhook_retry_due
 
 
@@ -37,3 +39,28 @@ def webhook_retry_due_task(
             until=until_at.isoformat(),
             after=(following[0].isoformat(), str(following[1])),
         )
+
+
+# Imports are not retried by Celery: a run is one transaction, and a redelivered task
+# (acks_late, a worker that died) is recognised by the service itself. ``language``
+# is the uploader's, for the row errors and messages the job stores.
+@shared_task
+def import_job_check_task(job_id: int, language: str | None = None) -> None:
+    """Check an uploaded import file: the dry run whose counts the wizard shows."""
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is not None:
+        with _language(language):
+            import_job_check(job=job)
+
+
+@shared_task
+def import_job_run_task(job_id: int, language: str | None = None) -> None:
+    """Import a checked and confirmed file."""
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is not None:
+        with _language(language):
+            import_job_run(job=job)
+
+
+def _language(language: str | None) -> contextlib.AbstractContextManager:
+    return translation.override(language) if language else contextlib.nullcontext()

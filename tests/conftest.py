@@ -25,6 +25,12 @@ ROLE_GRANTS = [
     ("customers", "customers.migrations.0005_api_role_permissions", "PERMISSIONS"),
     ("orders", "orders.migrations.0004_cart_role_permissions", "PERMISSIONS"),
     ("consents", "customers.roles", "CONSENTS_PERMISSIONS"),
+    (
+        "customers",
+        "customers.migrations.0010_import_export_role_permissions",
+        "PERMISSIONS",
+    ),
+    ("orders", "orders.migrations.0007_order_export_role_permissions", "PERMISSIONS"),
 ]
 
 

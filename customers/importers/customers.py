@@ -68,6 +68,7 @@ from customers.importers.reading import (
     CsvFormatError,
     CsvSource,
     clean_text,
+    in_background,
     parse_bool,
     parse_date,
     parse_datetime,
@@ -143,6 +144,7 @@ class ConsentRow:
     customer_id: int | None  # None in a dry run for a customer that would be created
     line: int
     values: dict[str, Any]
+    raw: dict[str, str] | None = None  # the row as in the file: the consent's evidence
 
 
 @dataclass
@@ -180,7 +182,8 @@ class _Record:
     values: dict[str, Any]
     tags: list[str]
     addresses: list[dict[str, Any]]
-    consents: list[tuple[int, dict[str, Any]]]
+    # (line, consent values, the row as in the file) per row with consent columns
+    consents: list[tuple[int, dict[str, Any], dict[str, str] | None]]
 
 
 def customers_import(
@@ -193,8 +196,15 @@ def customers_import(
     batch_size: int = 5000,
     progress: Callable[[int], None] | None = None,
     actor: Any = None,
+    on_consents: Callable[[ImportResult, list[ConsentRow]], None] | None = None,
 ) -> ImportResult:
-    """Import a customers CSV into ``store``: match, create, update; see the module."""
+    """Import a customers CSV into ``store``: match, create, update; see the module.
+
+    ``on_consents`` is called after each batch is written, in the import's
+    transaction, with the batch's rows that carry consent columns (customer ids
+    known, the raw row as evidence); without it they are collected in
+    ``result.consent_rows``.
+    """
     if on_error not in ("skip", "abort"):
         raise ValueError("on_error must be 'skip' or 'abort'")
     started = time.monotonic()
@@ -208,15 +218,22 @@ def customers_import(
         dry_run=dry_run,
     )
     writer = _BatchWriter(
-        store=store, result=result, email_column=_column(mapping, "email")
+        store=store,
+        result=result,
+        email_column=_column(mapping, "email"),
+        on_consents=on_consents,
     )
     with transaction.atomic():
         writer.prepare()
         try:
-            for batch in _batches(source, mapping, store, result, batch_size, progress):
-                if on_error == "abort" and result.errors:
-                    continue  # validate the rest, write nothing more
-                writer.write(batch)
+            # Rows are read and cleaned in a thread of their own while this one
+            # writes the previous batch: Python and the database work at once.
+            batches = _batches(source, mapping, store, result, batch_size)
+            for batch, rows_read in in_background(batches):
+                if not (on_error == "abort" and result.errors):
+                    writer.write(batch)  # else: validate the rest, write nothing
+                if progress:
+                    progress(rows_read)
         except CsvFormatError as error:
             raise ValidationError(
                 {"source": ValidationError(error.message, code=error.code)}
@@ -232,7 +249,7 @@ def customers_import(
         result.consent_rows = [
             row
             if row.customer_id not in writer.created_ids
-            else ConsentRow(None, row.line, row.values)
+            else ConsentRow(None, row.line, row.values, row.raw)
             for row in result.consent_rows
         ]
     result.errors.sort(key=lambda error: error.line)
@@ -268,27 +285,24 @@ def _batches(
     store: Store,
     result: ImportResult,
     batch_size: int,
-    progress: Callable[[int], None] | None,
-) -> Iterator[list[_Record]]:
-    """Batches of cleaned records (at most ``batch_size`` rows each), in file order."""
+) -> Iterator[tuple[list[_Record], int]]:
+    """Batches of cleaned records (at most ``batch_size`` rows each), in file order.
+
+    Each comes with the number of rows read so far; the last one may be empty.
+    """
     zone = timezone.get_default_timezone()
     columns = {name: _column(mapping, name) for name in mapping.positions}
     pending: list[_Record] = []
     for line, row in source.rows():
         result.rows += 1
         values = mapping.apply(list(row.values()))
-        record = _clean_row(line, values, columns, store, zone, result.errors)
+        record = _clean_row(line, values, columns, store, zone, result.errors, row)
         if record is not None:
             pending.append(record)
         if result.rows % batch_size == 0:
-            yield pending
+            yield pending, result.rows
             pending = []
-            if progress:
-                progress(result.rows)
-    if pending:
-        yield pending
-    if progress:
-        progress(result.rows)
+    yield pending, result.rows
 
 
 def _merge_batch(
@@ -354,8 +368,12 @@ def _clean_row(  # noqa: C901 - one pass over the row's fields
     store: Store,
     zone: Any,
     errors: list[RowError],
+    raw: dict[str, str] | None = None,
 ) -> _Record | None:
-    """Clean one row with customer_upsert's rules; record its errors, or a record."""
+    """Clean one row with customer_upsert's rules; record its errors, or a record.
+
+    ``raw`` is the row as in the file, kept with the consents it gives (evidence).
+    """
     found: list[RowError] = []
 
     def fail(name: str, error: ValidationError | str, code: str = "invalid") -> None:
@@ -449,7 +467,7 @@ def _clean_row(  # noqa: C901 - one pass over the row's fields
         values=record_values,
         tags=list(dict.fromkeys(profile.get("tags", []))),
         addresses=[address] if address is not None else [],
-        consents=[(line, consents)] if consents else [],
+        consents=[(line, consents, raw)] if consents else [],
     )
 
 
@@ -538,11 +556,17 @@ class _BatchWriter:
     """Writes batches of records in SQL through temporary staging tables."""
 
     def __init__(
-        self, *, store: Store, result: ImportResult, email_column: str
+        self,
+        *,
+        store: Store,
+        result: ImportResult,
+        email_column: str,
+        on_consents: Callable[[ImportResult, list[ConsentRow]], None] | None = None,
     ) -> None:
         self.store = store
         self.email_column = email_column
         self.result = result
+        self.on_consents = on_consents
         self.created_ids: set[int] = set()
         # Records the last batch could not write (see same_customer).
         self.carried: list[_Record] = []
@@ -620,6 +644,7 @@ class _BatchWriter:
                 f"SELECT idx, customer_id, is_new FROM {_STAGE}"  # noqa: S608
             ).fetchall()
         result = self.result
+        consent_rows = []
         for idx, customer_id, is_new in outcome:
             record = records[idx]
             result.merged += len(record.lines) - 1
@@ -630,10 +655,15 @@ class _BatchWriter:
                 result.updated += 1
             else:
                 result.unchanged += 1
-            result.consent_rows.extend(
-                ConsentRow(customer_id, line, values)
-                for line, values in record.consents
+            consent_rows.extend(
+                ConsentRow(customer_id, line, values, raw)
+                for line, values, raw in record.consents
             )
+        if self.on_consents is None:
+            result.consent_rows.extend(consent_rows)
+        elif consent_rows:
+            consent_rows.sort(key=lambda row: row.line)
+            self.on_consents(result, consent_rows)
 
     def _email_taken(self, cursor: Any, records: list[_Record], taken: list) -> None:
         for idx, other in taken:

@@ -19,13 +19,18 @@ import hashlib
 import io
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import IO, Any
+from queue import Full, Queue
+from typing import IO, Any, TypeVar
 
+from django.utils import translation
 from django.utils.translation import gettext as _
+
+T = TypeVar("T")
 
 CHUNK_SIZE = 64 * 1024
 # Records of the sample compared when guessing the delimiter.
@@ -56,6 +61,60 @@ C1_BYTES = bytes(range(0x80, 0xA0))
 CP1250_UNDEFINED = bytes([0x81, 0x83, 0x88, 0x90, 0x98])
 # C0 controls other than tab, LF and CR: a sign of a binary file or of UTF-16/32.
 CONTROL_BYTES = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
+
+
+def in_background(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Yield ``items`` produced by a thread of their own, up to ``depth`` ahead.
+
+    Reading and cleaning rows is Python work; writing a batch is mostly the
+    database's. With the producer in a thread, the next batch is cleaned while the
+    database writes the previous one (the GIL is released while waiting on it).
+    The producer must not touch the database: Django's connections are per thread;
+    it runs in the caller's language.
+    An exception in it is raised here, at the item it would have produced; leaving
+    the loop early stops it.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    language = translation.get_language()  # row errors in the caller's language
+
+    def produce() -> None:
+        if language:
+            translation.activate(language)
+        else:
+            translation.deactivate_all()
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            put((done, error))
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class CsvFormatError(ValueError):
@@ -99,6 +158,8 @@ class CsvSource:
     sha256: str
     size: int
     header_line: int
+    # The file's name as the user knows it (no directories): consent evidence.
+    name: str = field(default="", kw_only=True)
     _open: Callable[[], contextlib.AbstractContextManager[IO[bytes]]] = field(
         repr=False
     )
@@ -156,8 +217,12 @@ def open_csv(
     *,
     encoding: str | None = None,
     delimiter: str | None = None,
+    name: str | None = None,
 ) -> CsvSource:
     """Open a CSV file (a path or a seekable binary file) and read its header.
+
+    ``name`` is the file's name as the user knows it (an upload's original name);
+    by default the path's or the file object's base name.
 
     Detects the encoding (UTF-8 with or without BOM, Windows-1250, ISO-8859-2) and
     the delimiter (comma, semicolon, tab, pipe) unless given. Raises
@@ -189,8 +254,15 @@ def open_csv(
         sha256=sha256,
         size=size,
         header_line=header_line,
+        name=os.path.basename(str(name or _source_name(source))),
         _open=opener,
     )
+
+
+def _source_name(source: str | os.PathLike[str] | IO[bytes]) -> str:
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    return str(getattr(source, "name", "") or "")
 
 
 # --- Opening and streaming -------------------------------------------------------

@@ -830,3 +830,62 @@ def test_parse_date_empty_and_zero_dates(text):
 def test_parse_date_rejects(text):
     with pytest.raises(ValueError, match="date"):
         parse_date(text)
+
+
+# --- in_background -------------------------------------------------------------------
+
+
+def test_in_background_yields_everything_in_order():
+    from customers.importers.reading import in_background
+
+    assert list(in_background(iter(range(1000)), depth=3)) == list(range(1000))
+
+
+def test_in_background_raises_the_producers_error_where_it_happened():
+    from customers.importers.reading import in_background
+
+    def items():
+        yield 1
+        yield 2
+        raise CsvFormatError("broken", code="broken")
+
+    seen = []
+    produced = in_background(items())
+    seen.append(next(produced))
+    seen.append(next(produced))
+    with pytest.raises(CsvFormatError, match="broken"):
+        next(produced)
+    assert seen == [1, 2]
+
+
+def test_in_background_stops_the_producer_when_the_loop_ends_early():
+    import threading
+
+    from customers.importers.reading import in_background
+
+    produced = []
+
+    def items():
+        for number in range(10_000):
+            produced.append(number)
+            yield number
+
+    for item in in_background(items(), depth=2):
+        if item == 5:
+            break
+    assert len(produced) < 20
+    assert not any(t.name == "import-reader" for t in threading.enumerate())
+
+
+def test_in_background_produces_in_the_callers_language():
+    from django.utils import translation
+
+    from customers.importers.reading import in_background
+
+    def items():
+        yield translation.get_language()
+
+    with translation.override("en"):
+        assert list(in_background(items())) == ["en"]
+    with translation.override("pl"):
+        assert list(in_background(items())) == ["pl"]

@@ -1,4 +1,3 @@
-import csv
 import time
 from pathlib import Path
 
@@ -6,9 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
-from config.spreadsheets import formula_safe
 from customers.importers import registry
-from customers.importers.customers import ImportResult, RowError
+from customers.importers.customers import ImportResult
 from customers.importers.formats import (
     AUTO,
     CUSTOMERS,
@@ -19,24 +17,10 @@ from customers.importers.formats import (
     map_header,
 )
 from customers.importers.reading import CsvFormatError, open_csv
+from customers.imports import write_error_report
 from customers.models import Store
 
 SHOWN_ERRORS = 10
-
-
-def write_error_report(path: Path, errors: list[RowError]) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["line", "column", "value", "reason"])
-        for error in errors:
-            writer.writerow(
-                [
-                    error.line,
-                    formula_safe(str(error.column)),
-                    formula_safe(str(error.value)),
-                    formula_safe(str(error.reason)),
-                ]
-            )
 
 
 class Command(BaseCommand):
