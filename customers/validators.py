@@ -7,7 +7,10 @@ report bad input the same way.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import Any
 
 import phonenumbers
 from django.conf import settings
@@ -47,6 +50,8 @@ def normalize_phone(value: str, region: str | None = None) -> str:
     """Parse a phone number written any common way and return it in E.164."""
     region = region or settings.PHONENUMBER_DEFAULT_REGION
     raw = (value or "").strip()
+    if _already_e164(raw, region):
+        return raw
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
@@ -58,6 +63,78 @@ def normalize_phone(value: str, region: str | None = None) -> str:
             params={"value": raw},
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# The number types phonenumbers' is_valid_number accepts, in its own order.
+_NUMBER_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+    "mobile",
+)
+
+
+@functools.cache
+def _e164_checker(region: str) -> tuple[str, Callable[[str], bool]] | None:
+    """For ``region``: its "+<code>" and a validity test of a national number.
+
+    The same test as ``phonenumbers.is_valid_number`` (the general pattern, then
+    any number type's lengths and pattern), built from phonenumbers' own metadata,
+    without parsing: an import checks a million numbers already written in E.164,
+    where parsing was half the cost of cleaning a row. None for a region whose
+    country code other regions share (then the region needs the full parse).
+    """
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        return None
+    code = metadata.country_code
+    if len(phonenumbers.region_codes_for_country_code(code)) != 1:
+        return None
+
+    def matcher(desc: Any) -> Callable[[str], bool] | None:
+        if desc is None or not desc.national_number_pattern:
+            return None
+        pattern = re.compile(desc.national_number_pattern)
+        lengths = frozenset(desc.possible_length or ())
+
+        def matches(national: str) -> bool:
+            if lengths and len(national) not in lengths:
+                return False
+            return pattern.fullmatch(national) is not None
+
+        return matches
+
+    general = matcher(metadata.general_desc)
+    types = [m for m in (matcher(getattr(metadata, t)) for t in _NUMBER_TYPES) if m]
+    if general is None:
+        return None
+
+    def valid(national: str) -> bool:
+        return general(national) and any(match(national) for match in types)
+
+    return f"+{code}", valid
+
+
+_E164_RE = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def _already_e164(raw: str, region: str) -> bool:
+    """Whether ``raw`` is a valid number of ``region`` written exactly in E.164."""
+    if not _E164_RE.fullmatch(raw):
+        return False
+    checker = _e164_checker(region)
+    if checker is None:
+        return False
+    prefix, valid = checker
+    national = raw[len(prefix) :]
+    # A national number starting with 0 (Italy's leading zero) takes the full parse.
+    return raw.startswith(prefix) and not national.startswith("0") and valid(national)
 
 
 def format_phone(value: str) -> str:

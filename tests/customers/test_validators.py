@@ -74,3 +74,37 @@ def test_nip_checksum():
     with pytest.raises(ValidationError) as error:
         normalize_nip("5260001247")
     assert error.value.code == "invalid_nip"
+
+
+@pytest.mark.parametrize("region", ["PL", "DE", "CZ", "UA", "FR"])
+def test_the_e164_shortcut_agrees_with_phonenumbers(region):
+    """The parse-free check of numbers already in E.164 is phonenumbers' own rule."""
+    import random
+
+    import phonenumbers
+
+    from customers.validators import _already_e164
+
+    rng = random.Random(region)
+    code = phonenumbers.country_code_for_region(region)
+    taken = 0
+    for _ in range(5000):
+        raw = f"+{code}" + "".join(
+            rng.choice("0123456789") for _ in range(rng.randint(5, 12))
+        )
+        try:
+            number = phonenumbers.parse(raw, region)
+            valid = phonenumbers.is_valid_number(number) and raw == (
+                phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            )
+        except phonenumbers.NumberParseException:
+            valid = False
+        shortcut = _already_e164(raw, region)
+        assert not shortcut or valid, raw
+        if valid and not raw.startswith(f"+{code}0"):
+            assert shortcut, raw
+        taken += shortcut
+    assert taken > 0
+    # Numbers in another region's code, or not in E.164, take the full parse.
+    assert not _already_e164("+49301234567", "PL")
+    assert not _already_e164("601 234 567", "PL")
