@@ -35,10 +35,12 @@ Decisions, in one place:
   existing customers changed (profile, identity, address or tag), ``unchanged`` the
   rest; ``merged`` rows folded into an earlier row of their batch. A customer
   repeated in two batches is counted in each.
-* Not imported (no model field): ``note``, ``created_at``, ``total_spent``,
-  ``orders_count``. Consent columns are not written here: they come back in
-  ``ImportResult.consent_rows`` for the consents app to record. No webhooks are
-  sent (the data comes from the shop).
+* Kept as the file has them: the ``note``, and the previous platform's
+  ``orders_count`` and ``total_spent`` (``imported_orders_count``,
+  ``imported_total_spent``: history the orders never imported would not show).
+  Not imported: ``created_at``. Consent columns are not written here: they go to
+  ``on_consents`` (or ``ImportResult.consent_rows``) for the consents app. No
+  webhooks are sent (the data comes from the shop).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any, Literal
 
@@ -72,6 +75,7 @@ from customers.importers.reading import (
     parse_bool,
     parse_date,
     parse_datetime,
+    parse_decimal,
 )
 from customers.models import Address, Customer, CustomerIdentity, Store, Tag
 from customers.services import _clean_keys, _clean_profile
@@ -102,7 +106,16 @@ PROFILE_COLUMNS = (
     "birth_date",
     "gender",
     "language",
+    "note",
+    "imported_orders_count",
+    "imported_total_spent",
 )
+# File columns kept on the customer as the previous platform reported them.
+_TOTALS = {
+    "orders_count": "imported_orders_count",
+    "total_spent": "imported_total_spent",
+}
+_NOTE_LIMIT = 10_000
 ADDRESS_PARTS = ("street", "street2", "postcode", "city", "region", "country")
 _ADDRESS_LIMITS = {
     name: Address._meta.get_field(name).max_length
@@ -436,6 +449,7 @@ def _clean_row(  # noqa: C901 - one pass over the row's fields
         for name, errs in error.error_dict.items():
             for err in errs:
                 fail(name.split(".")[0], err)
+    profile.update(_clean_kept(text, fail))
 
     address = _clean_address(text, fail)
     consents = _clean_consents(text, zone, fail)
@@ -469,6 +483,37 @@ def _clean_row(  # noqa: C901 - one pass over the row's fields
         addresses=[address] if address is not None else [],
         consents=[(line, consents, raw)] if consents else [],
     )
+
+
+def _clean_kept(text: dict[str, str], fail: Callable) -> dict[str, Any]:
+    """The note and the previous platform's totals, which customer_upsert never sets."""
+    kept: dict[str, Any] = {}
+    note = (text.get("note") or "").strip()
+    if len(note) > _NOTE_LIMIT:
+        fail("note", _("At most %(limit)d characters.") % {"limit": _NOTE_LIMIT})
+    elif note:
+        kept["note"] = note
+    if text.get("orders_count"):
+        try:
+            count = parse_decimal(text["orders_count"])
+        except ValueError as error:
+            fail("orders_count", str(error))
+        else:
+            if count is None or count < 0 or count != count.to_integral_value():
+                fail("orders_count", _("Give a whole number, 0 or more."))
+            else:
+                kept["imported_orders_count"] = int(count)
+    if text.get("total_spent"):
+        try:
+            spent = parse_decimal(text["total_spent"])
+        except ValueError as error:
+            fail("total_spent", str(error))
+        else:
+            if spent is None or spent < 0 or spent >= 10**12:
+                fail("total_spent", _("Give an amount of 0 or more."))
+            else:
+                kept["imported_total_spent"] = spent.quantize(Decimal("0.01"))
+    return kept
 
 
 def _clean_address(text: dict[str, str], fail: Callable) -> dict[str, Any] | None:
@@ -577,7 +622,8 @@ class _BatchWriter:
                 f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("  # noqa: S608
                 " idx int PRIMARY KEY, external_id text, email text, phone text,"
                 " first_name text, last_name text, company text, nip text,"
-                " birth_date date, gender text, language text,"
+                " birth_date date, gender text, language text, note text,"
+                " imported_orders_count integer, imported_total_spent numeric,"
                 " last_seen_at timestamptz, tags text[],"
                 " customer_id bigint, is_new boolean NOT NULL DEFAULT false)"
             )
@@ -690,7 +736,8 @@ class _BatchWriter:
 def _copy(cursor: Any, records: list[_Record]) -> None:
     with cursor.copy(
         f"COPY {_STAGE} (idx, external_id, email, phone, first_name,"  # noqa: S608
-        " last_name, company, nip, birth_date, gender, language, last_seen_at, tags)"
+        " last_name, company, nip, birth_date, gender, language, note,"
+        " imported_orders_count, imported_total_spent, last_seen_at, tags)"
         " FROM STDIN"
     ) as copy:
         for idx, record in enumerate(records):
@@ -770,7 +817,15 @@ def _statements() -> dict[str, str]:  # noqa: C901 - the batch's SQL, in order
     links = rawsql.table(Customer.tags.through)
     stage = sql.Identifier(_STAGE)
     stage_address = sql.Identifier(_STAGE_ADDRESS)
-    text_columns = ("phone", "first_name", "last_name", "company", "nip", "gender")
+    text_columns = (
+        "phone",
+        "first_name",
+        "last_name",
+        "company",
+        "nip",
+        "gender",
+        "note",
+    )
     defaults = _customer_default_fields()
     auto = [
         f.column
@@ -813,9 +868,11 @@ def _statements() -> dict[str, str]:  # noqa: C901 - the batch's SQL, in order
         ),
         "insert_customers": sql.SQL(
             "INSERT INTO {customers} (id, email, {texts}, birth_date, language,"
+            " imported_orders_count, imported_total_spent,"
             " last_seen_at, {defaults}, {auto})"
             " SELECT s.customer_id, s.email, {text_values}, s.birth_date,"
-            " COALESCE(s.language, %s), s.last_seen_at, {default_values}, {now}"
+            " COALESCE(s.language, %s), s.imported_orders_count,"
+            " s.imported_total_spent, s.last_seen_at, {default_values}, {now}"
             " FROM {stage} s WHERE s.is_new ORDER BY s.idx"
         ),
         "update": sql.SQL(

@@ -2,6 +2,7 @@ import csv
 import io
 import os
 import time
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -449,3 +450,29 @@ def test_command_shows_progress_on_a_terminal(tmp_path, store):
 
     assert "\r2 rows, " in out.getvalue()
     assert "\r5 rows, " in out.getvalue()
+
+
+def test_note_and_the_previous_platforms_totals_are_kept(tmp_path, store):
+    rows = [
+        shopify_row(
+            1,
+            **{
+                "Note": "Stała klientka, woli kurier",
+                "Total Spent": "1 234,50 zł",
+                "Total Orders": "7",
+            },
+        ),
+        shopify_row(2, **{"Total Orders": "-2"}),
+    ]
+    path = write_csv(tmp_path / "c.csv", SHOPIFY_HEADER, rows)
+
+    result = customers_import(source=open_csv(path), store=store, on_error="skip")
+
+    assert (result.created, len(result.errors)) == (1, 1)
+    assert result.errors[0].column == "Total Orders"
+    customer = Customer.objects.get()
+    assert customer.note == "Stała klientka, woli kurier"
+    assert customer.imported_total_spent == Decimal("1234.50")
+    assert customer.imported_orders_count == 7
+    again = customers_import(source=open_csv(path), store=store, on_error="skip")
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
