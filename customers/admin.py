@@ -6,6 +6,10 @@ filters that do not list big tables, autocomplete widgets for foreign keys.
 
 The customers app sits left of orders, so this module never imports orders; the
 orders admin adds its read-only order inline to ``CustomerAdmin.inlines`` itself.
+
+The Import and Export buttons (django-import-export, ``StoreImportExportMixin``)
+use the resources of ``customers.resources``: the generic columns, the CSV
+importer's row rules, the write services and the staff export's access log.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from import_export.admin import ImportExportMixin
+from import_export.forms import ConfirmImportForm, ImportForm
 
+from customers.importers.reading import CsvFormatError
 from customers.models import (
     Address,
     ApiKey,
@@ -38,6 +45,7 @@ from customers.models import (
     WebhookEndpoint,
 )
 from customers.paginators import EstimatedCountPaginator
+from customers.resources import ADMIN_FORMATS, CustomerResource
 from customers.services import (
     api_key_create,
     api_key_revoke,
@@ -384,6 +392,77 @@ class AddressForm(forms.ModelForm):
     # The postcode is normalised per country by Address.clean (run by full_clean).
 
 
+# --- Import and export buttons ------------------------------------------------------
+
+
+class StoreImportForm(ImportForm):
+    """django-import-export's import form with the store the file comes from."""
+
+    store = forms.ModelChoiceField(
+        label=_("Store"),
+        queryset=Store.objects.all(),
+        help_text=_("Customer ids in the file are this store's ids."),
+    )
+
+
+class StoreConfirmImportForm(ConfirmImportForm):
+    """The confirm step carries the store chosen on the import form."""
+
+    store = forms.ModelChoiceField(
+        queryset=Store.objects.all(), widget=forms.HiddenInput
+    )
+
+
+class StoreImportExportMixin(ImportExportMixin):
+    """Import and Export buttons with Kartoteka's resources (customers.resources).
+
+    CSV and XLSX only. Importing needs ``import_permissions`` and a store chosen on
+    the form; exporting needs ``export_permission``. The resources get the request
+    (for the access log) and the store.
+    """
+
+    import_form_class = StoreImportForm
+    confirm_form_class = StoreConfirmImportForm
+    import_formats = ADMIN_FORMATS
+    export_formats = ADMIN_FORMATS
+    import_permissions: tuple[str, ...] = ()
+    export_permission = ""
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return bool(self.import_permissions) and request.user.has_perms(
+            self.import_permissions
+        )
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return bool(self.export_permission) and request.user.has_perm(
+            self.export_permission
+        )
+
+    def get_import_resource_kwargs(self, request: HttpRequest, **kwargs: Any):
+        data = getattr(kwargs.get("form"), "cleaned_data", None) or {}
+        return {"request": request, "store": data.get("store")}
+
+    def get_export_resource_kwargs(self, request: HttpRequest, **kwargs: Any):
+        return {"request": request, "store": self.export_store(request)}
+
+    def export_store(self, request: HttpRequest) -> Store | None:
+        """Whose external ids an export writes (None: the resource decides)."""
+        return None
+
+    def get_confirm_form_initial(self, request: HttpRequest, import_form):
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None:
+            initial["store"] = import_form.cleaned_data["store"].pk
+        return initial
+
+    def add_data_read_fail_error_to_form(self, form, e: Exception) -> None:
+        # The CSV reader says what is wrong with the file (encoding, empty header).
+        if isinstance(e, CsvFormatError):
+            form.add_error("import_file", e.message)
+            return
+        super().add_data_read_fail_error_to_form(form, e)
+
+
 # --- Customer admin ------------------------------------------------------------------
 
 
@@ -428,8 +507,11 @@ class CustomerIdentityInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(StoreImportExportMixin, admin.ModelAdmin):
     form = CustomerForm
+    resource_classes = [CustomerResource]
+    import_permissions = ("customers.add_customer", "customers.change_customer")
+    export_permission = "customers.export_customer"
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
@@ -503,6 +585,11 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.display(description=_("name"))
     def display_name(self, customer: Customer) -> str:
         return customer.full_name or customer.company or "—"
+
+    def export_store(self, request: HttpRequest) -> Store | None:
+        # The changelist's store filter: its customer ids fill external_id.
+        value = request.GET.get(StoreListFilter.parameter_name, "")
+        return Store.objects.filter(pk=value).first() if value.isdigit() else None
 
     @admin.display(description=_("phone"))
     def phone_display(self, customer: Customer) -> str:
@@ -907,3 +994,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
             ngettext("Revoked %(count)d key.", "Revoked %(count)d keys.", revoked)
             % {"count": revoked},
         )
+
+
+from customers import admin_imports  # noqa: E402, F401 - registers the ImportJob admin

@@ -5,5 +5,8 @@ from customers import views
 app_name = "customers"
 urlpatterns = [
     path("", views.CustomerListView.as_view(), name="list"),
+    path(
+        "export/<str:file_format>/", views.CustomerExportView.as_view(), name="export"
+    ),
     path("<int:pk>/", views.CustomerDetailView.as_view(), name="detail"),
 ]

@@ -1,9 +1,10 @@
 """Staff pages for customers, and the pieces every staff page builds on.
 
-``StaffPageMixin`` (login, then a model permission, 403 for the logged-in without it)
-and ``paginate_without_count`` are used by the pages of every app to the right of
-this one. Orders are read through the reverse relation ``customer.orders`` only:
-customers sits left of orders in the layering and never imports from it.
+``StaffPageMixin`` (login, then a model permission, 403 for the logged-in without it),
+``paginate_without_count`` and ``ExportView`` (a list's filter as a CSV or XLSX
+download) are used by the pages of every app to the right of this one. Orders are
+read through the reverse relation ``customer.orders`` only: customers sits left of
+orders in the layering and never imports from it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMix
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils import formats
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
-from django.views.generic import DetailView, RedirectView, TemplateView
+from django.views.generic import DetailView, RedirectView, TemplateView, View
+from django_filters import FilterSet
 
+from customers.exports import FORMATS as EXPORT_FORMATS
+from customers.exports import ExportTable, customers_table, export_response
 from customers.filters import CustomerFilter
 from customers.models import AttributeDefinition, Customer
 from customers.paginators import table_row_estimate
@@ -141,7 +146,49 @@ class LogoutView(auth_views.LogoutView):
         return response
 
 
-class CustomerListView(StaffPageMixin, TemplateView):
+class ExportView(StaffPageMixin, View):
+    """A list's current filter and order as a download: ``…/export/csv/`` or ``xlsx``.
+
+    Subclasses give the list's own ``get_filterset()`` (so the file holds exactly
+    what the list shows, on every page) and ``get_table(filterset)``. A filter the
+    list would reject sends the user back to the list, which says what is wrong.
+    """
+
+    list_url_name = ""
+
+    def get_filterset(self) -> FilterSet:
+        raise NotImplementedError
+
+    def get_table(self, filterset: FilterSet) -> ExportTable:
+        raise NotImplementedError
+
+    def get(
+        self, request: HttpRequest, file_format: str, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        if file_format not in EXPORT_FORMATS:
+            raise Http404
+        filterset = self.get_filterset()
+        if filterset.is_bound and not filterset.form.is_valid():
+            list_url = reverse(self.list_url_name)
+            return HttpResponseRedirect(f"{list_url}?{request.GET.urlencode()}")
+        return export_response(
+            self.get_table(filterset),
+            file_format=file_format,
+            request=request,
+            sender=type(self),
+        )
+
+
+class CustomerFilterMixin:
+    """The customer list's search, filters and order, from the query string."""
+
+    request: HttpRequest
+
+    def get_filterset(self) -> CustomerFilter:
+        return CustomerFilter(self.request.GET or None, queryset=Customer.objects.all())
+
+
+class CustomerListView(CustomerFilterMixin, StaffPageMixin, TemplateView):
     """Search, filter, order and page through customers.
 
     A search alone (the header search box) that finds exactly one order number or
@@ -182,9 +229,7 @@ class CustomerListView(StaffPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        customer_filter = CustomerFilter(
-            self.request.GET or None, queryset=Customer.objects.all()
-        )
+        customer_filter = self.get_filterset()
         queryset = customer_filter.qs.prefetch_related("tags")
         page = paginate_without_count(
             queryset, self.request.GET.get("page"), self.per_page
@@ -196,6 +241,7 @@ class CustomerListView(StaffPageMixin, TemplateView):
             customers=page.object_list,
             narrowed=narrowed,
             ordering=customer_filter.ordering or CustomerFilter.DEFAULT_ORDERING,
+            can_export=self.request.user.has_perm("customers.export_customer"),
             known_total=page.known_total,
             estimated_total=(
                 table_row_estimate(Customer.objects.all())
@@ -204,6 +250,21 @@ class CustomerListView(StaffPageMixin, TemplateView):
             ),
         )
         return context
+
+
+class CustomerExportView(CustomerFilterMixin, ExportView):
+    """The customer list, as filtered and ordered, as CSV or XLSX (generic columns).
+
+    External ids are those of the store the list is filtered by (see
+    ``customers_table``); the access log records every exported customer.
+    """
+
+    permission_required = ("customers.view_customer", "customers.export_customer")
+    list_url_name = "customers:list"
+
+    def get_table(self, filterset: CustomerFilter) -> ExportTable:
+        store = filterset.form.cleaned_data.get("store") if filterset.is_bound else None
+        return customers_table(filterset.qs, store=store)
 
 
 def attribute_display(definition: AttributeDefinition, value: Any) -> str:

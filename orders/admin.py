@@ -7,6 +7,9 @@ test orders. Status changes belong to the order services, not to a form field.
 
 Also adds the read-only order list to the customer admin (customers cannot import
 orders, so the inline is attached from here).
+
+Import and Export buttons (django-import-export) use ``orders.resources``: an import
+writes each order through ``order_upsert``, as the shop's API and CSV imports do.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from customers.admin import CustomerAdmin
+from customers.admin import CustomerAdmin, StoreImportExportMixin
 from customers.models import Customer
 from customers.paginators import EstimatedCountPaginator
 from orders.models import Category, Order, OrderLine, Product
+from orders.resources import OrderResource
 
 
 def money(amount, currency: str) -> str:
@@ -136,7 +140,10 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(StoreImportExportMixin, admin.ModelAdmin):
+    resource_classes = [OrderResource]
+    import_permissions = ("orders.add_order", "orders.change_order")
+    export_permission = "orders.export_order"
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50

@@ -1,29 +1,32 @@
-"""Staff pages for orders: the order list and one order with its lines."""
+"""Staff pages for orders: the order list (and its export) and one order."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db.models import Prefetch
+from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import DetailView, TemplateView
 from django_countries import countries
 
+from customers.exports import ExportTable
 from customers.paginators import table_row_estimate
 from customers.validators import format_phone
-from customers.views import StaffPageMixin, paginate_without_count
+from customers.views import ExportView, StaffPageMixin, paginate_without_count
+from orders.exports import ADDRESS_KEYS, orders_table
 from orders.filters import OrderFilter
 from orders.models import Order, OrderLine
 
 # Keys of an address snapshot shown as the address itself; anything else the shop sent
 # is listed under it as "key: value". Platforms name the same thing differently.
-NAME_KEYS = ("name", "full_name")
-STREET_KEYS = ("street", "address1", "address_1", "line1", "street1")
-STREET2_KEYS = ("street2", "address2", "address_2", "line2")
-POSTCODE_KEYS = ("postcode", "zip", "postal_code", "zipcode")
-CITY_KEYS = ("city", "town")
-REGION_KEYS = ("region", "state", "province")
+NAME_KEYS = ADDRESS_KEYS["name"]
+STREET_KEYS = ADDRESS_KEYS["street"]
+STREET2_KEYS = ADDRESS_KEYS["street2"]
+POSTCODE_KEYS = ADDRESS_KEYS["postcode"]
+CITY_KEYS = ADDRESS_KEYS["city"]
+REGION_KEYS = ADDRESS_KEYS["region"]
 KNOWN_KEYS = {
     "first_name",
     "last_name",
@@ -121,7 +124,21 @@ def order_timeline(order: Order) -> list[dict[str, Any]]:
     return steps
 
 
-class OrderListView(StaffPageMixin, TemplateView):
+class OrderFilterMixin:
+    """The order list's filters, newest orders first, from the query string."""
+
+    request: HttpRequest
+
+    def get_filterset(self) -> OrderFilter:
+        return OrderFilter(
+            self.request.GET or None,
+            queryset=Order.objects.select_related("store", "customer").order_by(
+                "-placed_at", "-pk"
+            ),
+        )
+
+
+class OrderListView(OrderFilterMixin, StaffPageMixin, TemplateView):
     """Orders, newest first, with number search and filters; no COUNT of the table."""
 
     permission_required = "orders.view_order"
@@ -130,12 +147,7 @@ class OrderListView(StaffPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        order_filter = OrderFilter(
-            self.request.GET or None,
-            queryset=Order.objects.select_related("store", "customer").order_by(
-                "-placed_at", "-pk"
-            ),
-        )
+        order_filter = self.get_filterset()
         page = paginate_without_count(
             order_filter.qs, self.request.GET.get("page"), self.per_page
         )
@@ -151,6 +163,7 @@ class OrderListView(StaffPageMixin, TemplateView):
             orders=page.object_list,
             narrowed=narrowed,
             filtered_customer=customer,
+            can_export=self.request.user.has_perm("orders.export_order"),
             known_total=page.known_total,
             estimated_total=(
                 table_row_estimate(Order.objects.all())
@@ -159,6 +172,19 @@ class OrderListView(StaffPageMixin, TemplateView):
             ),
         )
         return context
+
+
+class OrderExportView(OrderFilterMixin, ExportView):
+    """The order list, as filtered, as CSV or XLSX: one row per order line.
+
+    The access log records the customers of the exported orders.
+    """
+
+    permission_required = ("orders.view_order", "orders.export_order")
+    list_url_name = "orders:list"
+
+    def get_table(self, filterset: OrderFilter) -> ExportTable:
+        return orders_table(filterset.qs)
 
 
 class OrderDetailView(StaffPageMixin, DetailView):
