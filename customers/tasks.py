@@ -9,6 +9,7 @@ from django.utils import timezone, translation
 
 from customers.imports import import_job_check, import_job_run
 from customers.models import ImportJob, WebhookDelivery
+from customers.services import api_records_prune
 from customers.webhooks import webhook_deliver, webhook_retry_due
 
 
@@ -39,6 +40,12 @@ def webhook_retry_due_task(
             until=until_at.isoformat(),
             after=(following[0].isoformat(), str(following[1])),
         )
+
+
+@shared_task
+def api_records_prune_task() -> dict:
+    """Nightly: old idempotency records and finished webhook deliveries go."""
+    return api_records_prune()
 
 
 # Imports are not retried by Celery: a run is one transaction, and a redelivered task

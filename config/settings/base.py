@@ -243,6 +243,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consents.tasks.retention_apply_task",
         "schedule": crontab(hour=3, minute=30),
     },
+    "api-records-prune": {
+        "task": "customers.tasks.api_records_prune_task",
+        "schedule": crontab(hour=3, minute=45),
+    },
 }
 
 # Security: secure unless DEBUG. Behind a TLS-terminating proxy set

@@ -71,3 +71,15 @@ def test_old_idempotency_records_and_finished_deliveries_are_deleted(settings):
         pk__in=[old_done.pk, old_failed.pk]
     ).exists()
     assert api_records_prune() == {"idempotency_records": 0, "webhook_deliveries": 0}
+
+
+def test_the_prune_task_is_scheduled_nightly(db, settings):
+    from customers.tasks import api_records_prune_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["api-records-prune"]
+    assert entry["task"] == api_records_prune_task.name
+    assert entry["schedule"].hour == {3}
+    assert api_records_prune_task() == {
+        "idempotency_records": 0,
+        "webhook_deliveries": 0,
+    }
