@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -44,8 +45,12 @@ FORMULAS = ['=HYPERLINK("http://x")', "+48 cmd", "-2+3", "@SUM(A1)", "\tTab", "\
 
 
 @pytest.fixture(autouse=True)
-def _english():
-    """Messages are checked in English (Polish is the default language)."""
+def _english(client):
+    """Messages are checked in English (Polish is the default language).
+
+    The code's messages by override; staff pages by their language cookie.
+    """
+    client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = "en"
     with translation.override("en"):
         yield
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
+from django.conf import settings as django_settings
 from django.urls import reverse
 from django.utils import timezone, translation
 
@@ -33,8 +34,12 @@ FORMULAS = ['=HYPERLINK("http://x")', "+1", "-1", "@SUM(A1)", "\tTab", "\rCR"]
 
 
 @pytest.fixture(autouse=True)
-def _english():
-    """Messages are checked in English (Polish is the default language)."""
+def _english(client):
+    """Messages are checked in English (Polish is the default language).
+
+    The code's messages by override; staff pages by their language cookie.
+    """
+    client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = "en"
     with translation.override("en"):
         yield
 

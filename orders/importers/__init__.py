@@ -1,0 +1,1 @@
+"""Importers for the orders app's kinds of file (see customers.importers.registry)."""
