@@ -88,13 +88,12 @@ from customers.importers.customers import (
     _BatchWriter,
     _clean_row,
     customers_import,
+    map_source,
 )
 from customers.importers.formats import (
     CONSENTS,
     CUSTOMERS,
     Mapping,
-    MissingColumns,
-    UnknownFormat,
     map_header,
 )
 from customers.importers.reading import (
@@ -317,14 +316,7 @@ def consents_import(
         raise ValueError("on_error must be 'skip' or 'abort'")
     started = time.monotonic()
     mapping = _map(source, format)
-    result = ImportResult(
-        sha256=source.sha256,
-        format=mapping.format,
-        variant=mapping.variant,
-        encoding=source.encoding,
-        delimiter=source.delimiter,
-        dry_run=dry_run,
-    )
+    result = ImportResult.of(source, mapping, dry_run=dry_run)
     with transaction.atomic():
         ledger = _Ledger(
             store=store,
@@ -357,16 +349,7 @@ def consents_import(
 
 
 def _map(source: CsvSource, format: str) -> Mapping:
-    try:
-        mapping = map_header(source.header, format, CONSENTS)
-    except MissingColumns as error:
-        raise ValidationError(
-            {"source": ValidationError(str(error), code="missing_columns")}
-        ) from None
-    except UnknownFormat as error:
-        raise ValidationError(
-            {"source": ValidationError(str(error), code="unknown_format")}
-        ) from None
+    mapping = map_source(source, format, CONSENTS)
     # Mailchimp's file says it; a generic file needs the column (else every row
     # would fail alike).
     if "status" not in mapping.positions and "status" not in mapping.constants:

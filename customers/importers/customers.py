@@ -180,6 +180,18 @@ class ImportResult:
     # Counts a kind adds beyond the common ones, e.g. {"consents": 120}.
     extra: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, source: CsvSource, mapping: Mapping, *, dry_run: bool) -> ImportResult:
+        """An empty result for ``source`` read with ``mapping``."""
+        return cls(
+            sha256=source.sha256,
+            format=mapping.format,
+            variant=mapping.variant,
+            encoding=source.encoding,
+            delimiter=source.delimiter,
+            dry_run=dry_run,
+        )
+
     @property
     def bad_rows(self) -> int:
         return len({error.line for error in self.errors})
@@ -221,15 +233,8 @@ def customers_import(
     if on_error not in ("skip", "abort"):
         raise ValueError("on_error must be 'skip' or 'abort'")
     started = time.monotonic()
-    mapping = _map(source, format)
-    result = ImportResult(
-        sha256=source.sha256,
-        format=mapping.format,
-        variant=mapping.variant,
-        encoding=source.encoding,
-        delimiter=source.delimiter,
-        dry_run=dry_run,
-    )
+    mapping = map_source(source, format, CUSTOMERS)
+    result = ImportResult.of(source, mapping, dry_run=dry_run)
     writer = _BatchWriter(
         store=store,
         result=result,
@@ -276,9 +281,10 @@ def _column(mapping: Mapping, name: str) -> str:
     return mapping.header[positions[0]] if positions else name
 
 
-def _map(source: CsvSource, format: str) -> Mapping:
+def map_source(source: CsvSource, format: str, kind: str) -> Mapping:
+    """The file's header mapped for ``kind``; a ValidationError keyed "source"."""
     try:
-        return map_header(source.header, format, CUSTOMERS)
+        return map_header(source.header, format, kind)
     except MissingColumns as error:
         raise ValidationError(
             {"source": ValidationError(str(error), code="missing_columns")}

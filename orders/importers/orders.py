@@ -82,13 +82,15 @@ from django_countries import countries
 from psycopg import sql
 
 from config import rawsql
-from customers.importers.customers import ImportResult, RowError, _column
+from customers.importers.customers import (
+    ImportResult,
+    RowError,
+    _column,
+    map_source,
+)
 from customers.importers.formats import (
     ORDERS,
     Mapping,
-    MissingColumns,
-    UnknownFormat,
-    map_header,
 )
 from customers.importers.reading import (
     CsvFormatError,
@@ -282,16 +284,9 @@ def orders_import(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     started = time.monotonic()
-    mapping = _map(source, format)
-    result = ImportResult(
-        sha256=source.sha256,
-        format=mapping.format,
-        variant=mapping.variant,
-        encoding=source.encoding,
-        delimiter=source.delimiter,
-        dry_run=dry_run,
-        extra={"lines": 0, "customers_created": 0},
-    )
+    mapping = map_source(source, format, ORDERS)
+    result = ImportResult.of(source, mapping, dry_run=dry_run)
+    result.extra.update(lines=0, customers_created=0)
     cleaner = _Cleaner(store=store, mapping=mapping, errors=result.errors)
     writer = _BatchWriter(store=store, mapping=mapping, result=result)
     with transaction.atomic():
@@ -316,19 +311,6 @@ def orders_import(
     result.errors.sort(key=lambda error: error.line)
     result.seconds = time.monotonic() - started
     return result
-
-
-def _map(source: CsvSource, format: str) -> Mapping:
-    try:
-        return map_header(source.header, format, ORDERS)
-    except MissingColumns as error:
-        raise ValidationError(
-            {"source": ValidationError(str(error), code="missing_columns")}
-        ) from None
-    except UnknownFormat as error:
-        raise ValidationError(
-            {"source": ValidationError(str(error), code="unknown_format")}
-        ) from None
 
 
 # --- Reading and grouping ------------------------------------------------------------
