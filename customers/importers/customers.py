@@ -314,6 +314,11 @@ def _batches(
     pending: list[_Record] = []
     for line, row in source.rows():
         result.rows += 1
+        if not result.rows % 32:
+            # Cleaning holds the GIL: yield it often, so the thread writing to the
+            # database gets it back as soon as each statement returns, not after
+            # the interpreter's 5 ms switch interval.
+            time.sleep(0)
         values = mapping.apply(list(row.values()))
         record = _clean_row(line, values, columns, store, zone, result.errors, row)
         if record is not None:
