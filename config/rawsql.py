@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import psycopg
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.models import Model
 from psycopg import sql
 
@@ -276,6 +276,50 @@ def _insert_many_statement(model: type[Model]) -> str:
             pk=sql.Identifier(meta.pk.column),
         )
     )
+
+
+def statistics_stale(model: type[Model]) -> bool:
+    """Whether the planner's idea of the table's size is off by half or more.
+
+    ``pg_class`` keeps the size the last ANALYZE or VACUUM saw; a table filled or
+    emptied since (a first import, a rolled-back load) is planned as if it were
+    still that size, e.g. a million customers scanned once per batch row.
+    """
+    with cursor() as cur:
+        cur.execute(
+            "SELECT relpages, pg_relation_size(oid)"
+            " / current_setting('block_size')::int"
+            " FROM pg_class WHERE oid = %s::regclass",
+            [model._meta.db_table],
+        )
+        known, actual = cur.fetchone()
+    return actual > 2 * max(known, 8) or (known > 8 and actual * 2 < known)
+
+
+def analyze(models: Iterable[type[Model]], *, lock_timeout: str = "200ms") -> bool:
+    """ANALYZE the models' tables, unless it means waiting; whether it ran.
+
+    Meant for bulk writers inside their transaction: ANALYZE counts the rows this
+    transaction inserted, and its lock is held until the transaction ends, so
+    when another session holds it (another import, autovacuum) the refresh is
+    skipped rather than waited for.
+    """
+    statement = compiled(
+        sql.SQL("ANALYZE {}").format(
+            sql.SQL(", ").join(table(model) for model in models)
+        )
+    )
+    setting = "SELECT set_config('lock_timeout', %s, true)"
+    with cursor() as cur:
+        (timeout,) = cur.execute("SHOW lock_timeout").fetchone()
+        try:
+            with transaction.atomic():
+                cur.execute(setting, [lock_timeout])
+                cur.execute(statement)
+        except OperationalError:
+            return False  # rolled back to the savepoint, lock_timeout with it
+        cur.execute(setting, [timeout])
+    return True
 
 
 @contextmanager

@@ -604,6 +604,11 @@ def _clean_consents(text: dict[str, str], zone: Any, fail: Callable) -> dict[str
 
 # --- Writing -------------------------------------------------------------------------
 
+# The tables an import fills, analysed as it goes: see _BatchWriter.
+_TARGETS = (Customer, CustomerIdentity, Address)
+#: Customers created before the statistics are refreshed, and again each time the
+#: count doubles.
+STATISTICS_REFRESH_ROWS = 20_000
 _STAGE = "import_customer_stage"
 _STAGE_ADDRESS = "import_customer_stage_address"
 
@@ -623,11 +628,16 @@ class _BatchWriter:
         self.email_column = email_column
         self.result = result
         self.on_consents = on_consents
+        self.analyzed_at = 0  # customers created when the statistics were refreshed
         self.created_ids: set[int] = set()
         # Records the last batch could not write (see same_customer).
         self.carried: list[_Record] = []
 
     def prepare(self) -> None:
+        # Statistics the planner can trust before the first batch (a table filled
+        # or emptied since it was last analysed is planned as the wrong size).
+        if any(rawsql.statistics_stale(model) for model in _TARGETS):
+            rawsql.analyze(_TARGETS)
         with rawsql.cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("  # noqa: S608
@@ -716,6 +726,10 @@ class _BatchWriter:
                 ConsentRow(customer_id, line, values, raw)
                 for line, values, raw in record.consents
             )
+        if result.created >= max(2 * self.analyzed_at, STATISTICS_REFRESH_ROWS):
+            # The tables this import fills grow past what the planner knows.
+            rawsql.analyze(_TARGETS)
+            self.analyzed_at = result.created
         if self.on_consents is None:
             result.consent_rows.extend(consent_rows)
         elif consent_rows:

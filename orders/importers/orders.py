@@ -75,7 +75,7 @@ from functools import cache, lru_cache, partial
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_countries import countries
@@ -1090,20 +1090,7 @@ class _BatchWriter:
         Its lock is held until the import commits: when another import or
         autovacuum holds it, the refresh is skipped rather than waited for.
         """
-        tables = ", ".join(
-            connection.ops.quote_name(model._meta.db_table)
-            for model in (Order, OrderLine, Customer, CustomerIdentity)
-        )
-        with rawsql.cursor() as cursor:
-            (timeout,) = cursor.execute("SHOW lock_timeout").fetchone()
-            try:
-                with transaction.atomic():
-                    cursor.execute("SET LOCAL lock_timeout = '200ms'")
-                    cursor.execute(f"ANALYZE {tables}")
-            except OperationalError:
-                pass  # rolled back to the savepoint, lock_timeout with it
-            else:
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [timeout])
+        rawsql.analyze((Order, OrderLine, Customer, CustomerIdentity))
 
 
 def _batch_customers(orders: list[_Order]) -> list[_Customer]:

@@ -1,0 +1,39 @@
+"""config.rawsql: the precompiled statements' helpers."""
+
+import pytest
+from django.db import connection
+
+from config import rawsql
+from customers.models import Customer, Store
+from tests.factories.customers import StoreFactory
+
+
+@pytest.mark.django_db
+def test_lock_or_insert_inserts_then_locks_the_same_row():
+    store = StoreFactory()
+    new = Store(code="drugi", name="Drugi", currency="PLN")
+    found, created = rawsql.lock_or_insert(new, key=("code",))
+    assert created is True
+    assert found is new
+    assert new.pk == Store.objects.get(code="drugi").pk
+    again, created = rawsql.lock_or_insert(
+        Store(code="drugi", name="Inna nazwa", currency="EUR"), key=("code",)
+    )
+    assert created is False
+    assert (again.pk, again.name, again.currency) == (new.pk, "Drugi", "PLN")
+    assert Store.objects.count() == 2
+    assert store.pk != new.pk
+
+
+@pytest.mark.django_db
+def test_statistics_go_stale_as_a_table_fills_and_analyze_refreshes_them():
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE customers_customer")
+    assert not rawsql.statistics_stale(Customer)
+    Customer.objects.bulk_create(
+        Customer(email=f"k{n}@example.pl", first_name="Anna", last_name="Nowak" * 10)
+        for n in range(3000)
+    )
+    assert rawsql.statistics_stale(Customer)
+    assert rawsql.analyze([Customer]) is True
+    assert not rawsql.statistics_stale(Customer)
