@@ -217,6 +217,7 @@ def customers_consents_import(
         progress=progress,
         actor=actor,
         on_consents=recorder,
+        exclude=_ErasedContacts(),
     )
     for name in COUNTS:
         result.extra.setdefault(name, 0)
@@ -563,6 +564,45 @@ def _columns(mapping: Mapping) -> dict[str, str]:
     }
 
 
+def _suppressed_emails(emails: list[str]) -> set[str]:
+    """The upper-cased ``emails`` on the suppression list."""
+    if not emails:
+        return set()
+    kind = Suppression.Kind.EMAIL
+    by_hash = {suppression_hash(kind, email): email.upper() for email in emails}
+    hits = Suppression.objects.filter(
+        kind=kind, value_hash__in=list(by_hash)
+    ).values_list("value_hash", flat=True)
+    return {by_hash[value_hash] for value_hash in hits}
+
+
+def _customers_by_email(emails: list[str]) -> dict[str, int]:
+    """Upper-cased email -> id of the customer holding it now."""
+    if not emails:
+        return {}
+    with rawsql.cursor() as cursor:
+        cursor.execute(_statements()["by_email"], [[e.upper() for e in emails]])
+        return {email: pk for pk, email in cursor.fetchall()}
+
+
+class _ErasedContacts:
+    """customers_import's ``exclude``: rows of people erased on request.
+
+    An old export still holds them; importing it must not bring the profile back.
+    An email on the suppression list is left out unless a customer holds it now
+    (the person came back and registered again: their rows update them).
+    """
+
+    def __init__(self) -> None:
+        self.any = Suppression.objects.exists()  # most bases have erased nobody
+
+    def __call__(self, emails: list[str]) -> set[str]:
+        if not self.any:
+            return set()
+        suppressed = _suppressed_emails(emails)
+        return suppressed - set(_customers_by_email(list(suppressed)))
+
+
 class _Ledger:
     """Appends one file's consents to the ledger, batch by batch, with its rules."""
 
@@ -621,22 +661,11 @@ class _Ledger:
 
     def suppressed_emails(self, emails: list[str]) -> set[str]:
         """The upper-cased ``emails`` on the suppression list."""
-        if not self.suppression or not emails:
-            return set()
-        kind = Suppression.Kind.EMAIL
-        by_hash = {suppression_hash(kind, email): email.upper() for email in emails}
-        hits = Suppression.objects.filter(
-            kind=kind, value_hash__in=list(by_hash)
-        ).values_list("value_hash", flat=True)
-        return {by_hash[value_hash] for value_hash in hits}
+        return _suppressed_emails(emails) if self.suppression else set()
 
     def customers_by_email(self, emails: list[str]) -> dict[str, int]:
         """Upper-cased email -> id of the customer holding it now."""
-        if not emails:
-            return {}
-        with rawsql.cursor() as cursor:
-            cursor.execute(_statements()["by_email"], [[e.upper() for e in emails]])
-            return {email: pk for pk, email in cursor.fetchall()}
+        return _customers_by_email(emails)
 
     def record(self, consents: list[_Consent]) -> None:  # noqa: C901 - the rules
         """Append the consents the rules let through, in one COPY."""

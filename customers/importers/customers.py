@@ -222,13 +222,17 @@ def customers_import(
     progress: Callable[[int], None] | None = None,
     actor: Any = None,
     on_consents: Callable[[ImportResult, list[ConsentRow]], None] | None = None,
+    exclude: Callable[[list[str]], set[str]] | None = None,
 ) -> ImportResult:
     """Import a customers CSV into ``store``: match, create, update; see the module.
 
     ``on_consents`` is called after each batch is written, in the import's
     transaction, with the batch's rows that carry consent columns (customer ids
     known, the raw row as evidence); without it they are collected in
-    ``result.consent_rows``.
+    ``result.consent_rows``. ``exclude`` gets each batch's emails and returns
+    those (upper-cased) whose rows are left out, counted in
+    ``result.extra["skipped_erased"]`` (the consents app leaves out people erased
+    on request).
     """
     if on_error not in ("skip", "abort"):
         raise ValueError("on_error must be 'skip' or 'abort'")
@@ -248,6 +252,8 @@ def customers_import(
             # writes the previous batch: Python and the database work at once.
             batches = _batches(source, mapping, store, result, batch_size)
             for batch, rows_read in in_background(batches):
+                if exclude is not None:
+                    batch = _without_excluded(batch, exclude, result)
                 if not (on_error == "abort" and result.errors):
                     writer.write(batch)  # else: validate the rest, write nothing
                 if progress:
@@ -279,6 +285,27 @@ def _column(mapping: Mapping, name: str) -> str:
     """The header cell feeding a canonical field (the first one), for messages."""
     positions = mapping.positions.get(name)
     return mapping.header[positions[0]] if positions else name
+
+
+def _without_excluded(
+    batch: list[_Record],
+    exclude: Callable[[list[str]], set[str]],
+    result: ImportResult,
+) -> list[_Record]:
+    emails = [r.values["email"] for r in batch if r.values.get("email")]
+    left_out = exclude(emails) if emails else set()
+    if not left_out:
+        return batch
+    kept = []
+    for record in batch:
+        email = record.values.get("email")
+        if email and email.upper() in left_out:
+            result.extra["skipped_erased"] = result.extra.get(
+                "skipped_erased", 0
+            ) + len(record.lines)
+        else:
+            kept.append(record)
+    return kept
 
 
 def map_source(source: CsvSource, format: str, kind: str) -> Mapping:

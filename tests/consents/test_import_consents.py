@@ -294,17 +294,33 @@ def test_a_granted_consent_since_the_rows_time_is_not_repeated(tmp_path, store):
     assert (result.extra["consents"], result.extra["consents_unchanged"]) == (0, 1)
 
 
-def test_suppressed_contact_gets_no_consent_from_a_customers_file(tmp_path, store):
+def test_an_erased_person_is_not_brought_back_by_a_customers_file(tmp_path, store):
     erased = CustomerFactory(email="zaneta@example.pl", phone="")
     customer_erase(customer=erased, actor=None)
 
     result = import_customers(polish_file(tmp_path, rows=[LUCJA, ZANETA]), store)
 
+    assert not Customer.objects.filter(email__iexact="zaneta@example.pl").exists()
     assert not ConsentEvent.objects.filter(
         source="import", customer__email__iexact="zaneta@example.pl"
     ).exists()
+    assert result.extra["skipped_erased"] == 1
+    assert (result.created, result.extra["consents"]) == (1, 1)  # Łucja
+
+
+def test_an_erased_person_who_came_back_is_updated_but_gets_no_consent(tmp_path, store):
+    erased = CustomerFactory(email="zaneta@example.pl", phone="")
+    customer_erase(customer=erased, actor=None)
+    back = CustomerFactory(email="zaneta@example.pl", first_name="", phone="")
+
+    result = import_customers(polish_file(tmp_path, rows=[ZANETA]), store)
+
+    back.refresh_from_db()
+    assert (result.created, result.updated) == (0, 1)
+    assert back.first_name
+    assert "skipped_erased" not in result.extra
     assert result.extra["consents_skipped_suppressed"] == 1
-    assert result.extra["consents"] == 1  # Łucja's
+    assert not events(customer=back, source="import")
 
 
 def test_restricted_customer_gets_the_proof_recorded(tmp_path, store):
