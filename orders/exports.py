@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from customers.exports import ExportTable
-from customers.importers.formats import ORDER_FIELDS
+from customers.importers.formats import ORDER_ADDRESS_PARTS, ORDER_FIELDS
 from customers.models import Customer, CustomerIdentity
 from orders.models import Order, OrderLine
 
@@ -37,12 +37,7 @@ ADDRESS_KEYS: dict[str, tuple[str, ...]] = {
     "country": ("country", "country_code"),
     "phone": ("phone",),
 }
-_ADDRESS_PARTS = tuple(
-    name.removeprefix("billing_")
-    for name in ORDER_FIELDS
-    if name.startswith("billing_")
-)
-if set(_ADDRESS_PARTS) != set(ADDRESS_KEYS):
+if set(ORDER_ADDRESS_PARTS) != set(ADDRESS_KEYS):
     raise ImproperlyConfigured("orders.exports: ADDRESS_KEYS must match ORDER_FIELDS")
 
 
@@ -105,7 +100,7 @@ _ORDER_CELLS: dict[str, Cell] = {
     **{
         f"{kind}_{part}": _snapshot(kind, part)
         for kind in ("billing", "shipping")
-        for part in _ADDRESS_PARTS
+        for part in ORDER_ADDRESS_PARTS
     },
     "line_sku": _line("sku"),
     "line_name": _line("name"),

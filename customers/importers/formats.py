@@ -66,7 +66,8 @@ CUSTOMER_FIELDS = (
     "ip",
 )
 
-_ADDRESS_PARTS = (
+# The parts of an order's billing and shipping address, as the order fields name them.
+ORDER_ADDRESS_PARTS = (
     "name",
     "first_name",
     "last_name",
@@ -98,8 +99,8 @@ ORDER_FIELDS = (
     "phone",
     "customer_external_id",
     "customer_name",
-    *(f"billing_{part}" for part in _ADDRESS_PARTS),
-    *(f"shipping_{part}" for part in _ADDRESS_PARTS),
+    *(f"billing_{part}" for part in ORDER_ADDRESS_PARTS),
+    *(f"shipping_{part}" for part in ORDER_ADDRESS_PARTS),
     "line_sku",
     "line_name",
     "line_quantity",

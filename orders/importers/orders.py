@@ -89,6 +89,7 @@ from customers.importers.customers import (
     map_source,
 )
 from customers.importers.formats import (
+    ORDER_ADDRESS_PARTS,
     ORDERS,
     Mapping,
 )
@@ -242,19 +243,6 @@ LINE_FIELDS = frozenset(
     {"line_sku", "line_name", "line_quantity", "line_unit_price", "line_total"}
 )
 LINE_LIMIT = 500  # as order_upsert (and the API) allow
-ADDRESS_PARTS = (
-    "name",
-    "first_name",
-    "last_name",
-    "company",
-    "street",
-    "street2",
-    "postcode",
-    "city",
-    "region",
-    "country",
-    "phone",
-)
 # Status times in the file -> the order's field (fulfilled means shipped).
 _TIMES = {
     "paid_at": "paid_at",
@@ -892,7 +880,7 @@ def _address(
     (English or Polish name), else as written; the phone in E.164 when it is one.
     """
     address = {}
-    for part in ADDRESS_PARTS:
+    for part in ORDER_ADDRESS_PARTS:
         value = text.get(f"{kind}_{part}")
         if not value:
             continue
@@ -936,8 +924,8 @@ SET_WHEN_GIVEN = {
     "shipping_method": ("shipping_method",),
     "coupon_code": ("coupon_code",),
     "note": ("note",),
-    "billing_address": tuple(f"billing_{part}" for part in ADDRESS_PARTS),
-    "shipping_address": tuple(f"shipping_{part}" for part in ADDRESS_PARTS),
+    "billing_address": tuple(f"billing_{part}" for part in ORDER_ADDRESS_PARTS),
+    "shipping_address": tuple(f"shipping_{part}" for part in ORDER_ADDRESS_PARTS),
 }
 #: Status times: a blank cell keeps the stored time.
 TIME_FIELDS = ("paid_at", "shipped_at", "cancelled_at")
