@@ -70,56 +70,28 @@ def insert(instance: Model) -> None:
 
     Sends no signals: use it only for models nothing listens to.
     """
-    _insert_one(instance, conflict=())
-
-
-def insert_or_skip(instance: Model, *, conflict: Iterable[str]) -> bool:
-    """INSERT ``instance`` unless a row with the same ``conflict`` fields exists.
-
-    One statement (``ON CONFLICT DO NOTHING RETURNING``), which, unlike a SELECT
-    then an INSERT, cannot lose a race. Returns True (with pk and auto times filled
-    in) when the row was inserted; False, changing nothing, when it existed.
-    """
-    return _insert_one(instance, conflict=tuple(conflict))
-
-
-def _insert_one(instance: Model, *, conflict: tuple[str, ...]) -> bool:
     fields = _insert_fields(type(instance))
     values = [
         f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields
     ]
     with cursor() as cur:
-        cur.execute(_insert_one_statement(type(instance), conflict), values)
-        row = cur.fetchone()
-    if row is None:
-        return False
-    instance.pk = row[0]
+        cur.execute(_insert_statement(type(instance)), values)
+        (instance.pk,) = cur.fetchone()
     instance._state.adding = False
     instance._state.db = connection.alias
-    return True
 
 
 @cache
-def _insert_one_statement(model: type[Model], conflict: tuple[str, ...]) -> str:
-    meta = model._meta
+def _insert_statement(model: type[Model]) -> str:
     fields = _insert_fields(model)
-    on_conflict = sql.SQL("")
-    if conflict:
-        on_conflict = sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(
-            sql.SQL(", ").join(
-                sql.Identifier(meta.get_field(name).column) for name in conflict
-            )
-        )
     return compiled(
         sql.SQL(
-            "INSERT INTO {table} ({columns}) VALUES ({values}){on_conflict}"
-            " RETURNING {pk}"
+            "INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {pk}"
         ).format(
             table=table(model),
             columns=sql.SQL(", ").join(sql.Identifier(f.column) for f in fields),
             values=sql.SQL(", ").join(sql.Placeholder() * len(fields)),
-            on_conflict=on_conflict,
-            pk=sql.Identifier(meta.pk.column),
+            pk=sql.Identifier(model._meta.pk.column),
         )
     )
 
