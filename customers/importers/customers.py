@@ -638,6 +638,7 @@ _TARGETS = (Customer, CustomerIdentity, Address)
 STATISTICS_REFRESH_ROWS = 20_000
 _STAGE = "import_customer_stage"
 _STAGE_ADDRESS = "import_customer_stage_address"
+_STAGE_KEY = "import_customer_stage_key"
 
 
 class _BatchWriter:
@@ -672,8 +673,14 @@ class _BatchWriter:
                 " first_name text, last_name text, company text, nip text,"
                 " birth_date date, gender text, language text, note text,"
                 " imported_orders_count integer, imported_total_spent numeric,"
-                " last_seen_at timestamptz, tags text[],"
-                " customer_id bigint, is_new boolean NOT NULL DEFAULT false)"
+                " last_seen_at timestamptz, tags text[])"
+            )
+            # Each record's customer, apart from the wide rows: matching writes
+            # only this narrow table.
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_KEY} ("  # noqa: S608
+                " idx int PRIMARY KEY, customer_id bigint NOT NULL,"
+                " is_new boolean NOT NULL, taken_by bigint)"
             )
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_ADDRESS} ("  # noqa: S608
@@ -682,11 +689,13 @@ class _BatchWriter:
                 " postcode text, city text, region text, country text, phone text,"
                 " fresh boolean NOT NULL DEFAULT false)"
             )
-            cursor.execute(f"TRUNCATE {_STAGE}, {_STAGE_ADDRESS}")
+            cursor.execute(f"TRUNCATE {_STAGE}, {_STAGE_ADDRESS}, {_STAGE_KEY}")
 
     def drop(self) -> None:
         with rawsql.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {_STAGE}, {_STAGE_ADDRESS}")
+            cursor.execute(
+                f"DROP TABLE IF EXISTS {_STAGE}, {_STAGE_ADDRESS}, {_STAGE_KEY}"
+            )
 
     def write(self, records: list[_Record]) -> None:
         # Rows carried over (same customer under another key) are earlier in the
@@ -701,24 +710,20 @@ class _BatchWriter:
     def _write(self, records: list[_Record]) -> None:
         store_id = self.store.pk
         with rawsql.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {_STAGE}, {_STAGE_ADDRESS}")
+            cursor.execute(f"TRUNCATE {_STAGE}, {_STAGE_ADDRESS}, {_STAGE_KEY}")
             _copy(cursor, records)
-            # Temporary tables get no statistics by themselves; without them the
-            # planner guesses a few rows and picks nested loops over big tables.
-            cursor.execute(f"ANALYZE {_STAGE}, {_STAGE_ADDRESS}")
-            cursor.execute(_statements()["match_identity"], {"store": store_id})
-            cursor.execute(_statements()["match_email"])
-            taken = cursor.execute(_statements()["email_taken"]).fetchall()
+            taken = cursor.execute(
+                _statements()["match"], {"store": store_id}
+            ).fetchall()
             if taken:
                 self._email_taken(cursor, records, taken)
             again = [idx for (idx,) in cursor.execute(_statements()["same_customer"])]
             if again:
                 cursor.execute(
-                    f"DELETE FROM {_STAGE} WHERE idx = ANY(%s)",  # noqa: S608
+                    f"DELETE FROM {_STAGE_KEY} WHERE idx = ANY(%s)",  # noqa: S608
                     [again],
                 )
                 self.carried.extend(records[idx] for idx in again)
-            cursor.execute(_statements()["allocate"])
             cursor.execute(_statements()["insert_customers"], _customer_defaults())
             changed = {idx for (idx,) in cursor.execute(_statements()["update"])}
             changed.update(
@@ -735,7 +740,7 @@ class _BatchWriter:
             cursor.execute(_statements()["insert_tags"], {"color": _tag_color()})
             changed.update(idx for (idx,) in cursor.execute(_statements()["link_tags"]))
             outcome = cursor.execute(
-                f"SELECT idx, customer_id, is_new FROM {_STAGE}"  # noqa: S608
+                f"SELECT idx, customer_id, is_new FROM {_STAGE_KEY}"  # noqa: S608
             ).fetchall()
         result = self.result
         consent_rows = []
@@ -780,7 +785,7 @@ class _BatchWriter:
                 )
             )
         cursor.execute(
-            f"DELETE FROM {_STAGE} WHERE idx = ANY(%s)",  # noqa: S608
+            f"DELETE FROM {_STAGE_KEY} WHERE idx = ANY(%s)",  # noqa: S608
             [[idx for idx, _other in taken]],
         )
 
@@ -891,48 +896,49 @@ def _statements() -> dict[str, str]:  # noqa: C901 - the batch's SQL, in order
         for name in PROFILE_COLUMNS
     )
     statements = {
-        # Identity first, then the email (the same expression as the unique index).
-        "match_identity": sql.SQL(
-            "UPDATE {stage} s SET customer_id = i.customer_id FROM {identities} i"
-            " WHERE i.store_id = %(store)s AND i.external_id = s.external_id"
-        ),
-        "match_email": sql.SQL(
-            "UPDATE {stage} s SET customer_id = c.id FROM {customers} c"
-            " WHERE s.customer_id IS NULL AND s.email IS NOT NULL"
-            " AND UPPER(c.email) = UPPER(s.email)"
-        ),
-        "email_taken": sql.SQL(
-            "SELECT s.idx, c.id FROM {stage} s JOIN {customers} c"
-            " ON UPPER(c.email) = UPPER(s.email)"
-            " WHERE s.customer_id IS NOT NULL AND c.id <> s.customer_id"
+        # Each record's customer: the store's identity first, else the email (the
+        # same expression as the unique index), else a new id. Returned: records
+        # whose identity's customer is not the one holding their email. LATERAL
+        # ... LIMIT 1 (both keys are unique) keeps the plan an index probe per
+        # record: the stage has no statistics, and a hash join would read the
+        # whole table for every batch.
+        "match": sql.SQL(
+            "WITH matched AS (INSERT INTO {stage_key}"
+            " (idx, customer_id, is_new, taken_by)"
+            " SELECT s.idx, COALESCE(i.customer_id, c.id, nextval({sequence})),"
+            " i.customer_id IS NULL AND c.id IS NULL,"
+            " CASE WHEN c.id <> i.customer_id THEN c.id END"
+            " FROM {stage} s LEFT JOIN LATERAL (SELECT customer_id FROM {identities}"
+            " WHERE store_id = %(store)s AND external_id = s.external_id LIMIT 1) i"
+            " ON true LEFT JOIN LATERAL (SELECT id FROM {customers}"
+            " WHERE UPPER(email) = UPPER(s.email) LIMIT 1) c ON true"
+            " ORDER BY s.idx RETURNING idx, taken_by)"
+            " SELECT idx, taken_by FROM matched WHERE taken_by IS NOT NULL"
         ),
         # Two records of the batch reaching one customer by different keys: the
         # later one waits for the next batch, so the rows apply in file order.
         "same_customer": sql.SQL(
             "SELECT idx FROM (SELECT idx, row_number() OVER"
-            " (PARTITION BY customer_id ORDER BY idx) AS n FROM {stage}"
-            " WHERE customer_id IS NOT NULL) t WHERE n > 1"
-        ),
-        "allocate": sql.SQL(
-            "UPDATE {stage} SET is_new = true,"
-            " customer_id = nextval(pg_get_serial_sequence({table_name}, 'id'))"
-            " WHERE customer_id IS NULL"
+            " (PARTITION BY customer_id ORDER BY idx) AS n FROM {stage_key}"
+            " WHERE NOT is_new) t WHERE n > 1"
         ),
         "insert_customers": sql.SQL(
             "INSERT INTO {customers} (id, email, {texts}, birth_date, language,"
             " imported_orders_count, imported_total_spent,"
             " last_seen_at, {defaults}, {auto})"
-            " SELECT s.customer_id, s.email, {text_values}, s.birth_date,"
+            " SELECT k.customer_id, s.email, {text_values}, s.birth_date,"
             " COALESCE(s.language, %s), s.imported_orders_count,"
             " s.imported_total_spent, s.last_seen_at, {default_values}, {now}"
-            " FROM {stage} s WHERE s.is_new ORDER BY s.idx"
+            " FROM {stage} s JOIN {stage_key} k USING (idx) WHERE k.is_new"
+            " ORDER BY s.idx"
         ),
         "update": sql.SQL(
             "UPDATE {customers} c SET {sets},"
             " last_seen_at = CASE WHEN s.last_seen_at > c.last_seen_at"
             " OR c.last_seen_at IS NULL THEN COALESCE(s.last_seen_at, c.last_seen_at)"
             " ELSE c.last_seen_at END, updated_at = now()"
-            " FROM {stage} s WHERE s.customer_id = c.id AND NOT s.is_new AND ({changes}"
+            " FROM {stage} s JOIN {stage_key} k USING (idx)"
+            " WHERE k.customer_id = c.id AND NOT k.is_new AND ({changes}"
             " OR s.last_seen_at > c.last_seen_at"
             " OR (c.last_seen_at IS NULL AND s.last_seen_at IS NOT NULL))"
             " RETURNING s.idx"
@@ -940,43 +946,49 @@ def _statements() -> dict[str, str]:  # noqa: C901 - the batch's SQL, in order
         "identities": sql.SQL(
             "WITH added AS (INSERT INTO {identities}"
             " (store_id, external_id, customer_id, created_at)"
-            " SELECT %(store)s, s.external_id, s.customer_id, now() FROM {stage} s"
+            " SELECT %(store)s, s.external_id, k.customer_id, now()"
+            " FROM {stage} s JOIN {stage_key} k USING (idx)"
             " WHERE s.external_id IS NOT NULL ORDER BY s.idx"
             " ON CONFLICT (store_id, external_id) DO NOTHING RETURNING customer_id)"
-            " SELECT DISTINCT s.idx FROM added JOIN {stage} s USING (customer_id)"
-            " WHERE NOT s.is_new"
+            " SELECT DISTINCT k.idx FROM added JOIN {stage_key} k USING (customer_id)"
+            " WHERE NOT k.is_new"
         ),
+        # A new customer's addresses are all new; an existing customer's only
+        # where no identical one is stored.
         "fresh_addresses": sql.SQL(
-            "UPDATE {stage_address} n SET fresh = true FROM {stage} s"
-            " WHERE s.idx = n.idx AND NOT EXISTS (SELECT 1 FROM {addresses} a"
-            " WHERE a.customer_id = s.customer_id AND a.kind = n.kind"
+            "UPDATE {stage_address} n SET fresh = true FROM {stage_key} k"
+            " WHERE k.idx = n.idx AND NOT k.is_new"
+            " AND NOT EXISTS (SELECT 1 FROM {addresses} a"
+            " WHERE a.customer_id = k.customer_id AND a.kind = n.kind"
             " AND a.street = n.street AND a.street2 = n.street2"
             " AND a.postcode = n.postcode AND a.city = n.city"
             " AND a.country = n.country)"
         ),
         "undefault_addresses": sql.SQL(
             "UPDATE {addresses} a SET is_default = false, updated_at = now()"
-            " FROM {stage_address} n JOIN {stage} s ON s.idx = n.idx"
-            " WHERE n.fresh AND n.is_default AND NOT s.is_new"
-            " AND a.customer_id = s.customer_id"
+            " FROM {stage_address} n JOIN {stage_key} k ON k.idx = n.idx"
+            " WHERE n.fresh AND n.is_default AND NOT k.is_new"
+            " AND a.customer_id = k.customer_id"
             " AND a.kind = n.kind AND a.is_default"
         ),
         "insert_addresses": sql.SQL(
             "WITH added AS (INSERT INTO {addresses} (customer_id, kind, is_default,"
             " first_name, last_name, company, street, street2, postcode, city,"
             " region, country, phone, created_at, updated_at)"
-            " SELECT s.customer_id, n.kind, n.is_default, n.first_name, n.last_name,"
+            " SELECT k.customer_id, n.kind, n.is_default, n.first_name, n.last_name,"
             " n.company, n.street, n.street2, n.postcode, n.city, n.region,"
             " n.country, n.phone, now(), now()"
-            " FROM {stage_address} n JOIN {stage} s ON s.idx = n.idx WHERE n.fresh"
+            " FROM {stage_address} n JOIN {stage_key} k ON k.idx = n.idx"
+            " WHERE n.fresh OR k.is_new"
             " RETURNING customer_id)"
-            " SELECT DISTINCT s.idx FROM added JOIN {stage} s USING (customer_id)"
-            " WHERE NOT s.is_new"
+            " SELECT DISTINCT k.idx FROM added JOIN {stage_key} k USING (customer_id)"
+            " WHERE NOT k.is_new"
         ),
         "insert_tags": sql.SQL(
             "INSERT INTO {tags} (name, color, created_at)"
             " SELECT DISTINCT ON (UPPER(t.name)) t.name, %(color)s, now()"
-            " FROM {stage} s CROSS JOIN LATERAL unnest(s.tags) AS t(name)"
+            " FROM {stage} s JOIN {stage_key} k USING (idx)"
+            " CROSS JOIN LATERAL unnest(s.tags) AS t(name)"
             " WHERE NOT EXISTS (SELECT 1 FROM {tags} g"
             " WHERE UPPER(g.name) = UPPER(t.name))"
             " ORDER BY UPPER(t.name), s.idx"
@@ -984,23 +996,27 @@ def _statements() -> dict[str, str]:  # noqa: C901 - the batch's SQL, in order
         ),
         "link_tags": sql.SQL(
             "WITH added AS (INSERT INTO {links} (customer_id, tag_id)"
-            " SELECT DISTINCT s.customer_id, g.id"
-            " FROM {stage} s CROSS JOIN LATERAL unnest(s.tags) AS t(name)"
+            " SELECT DISTINCT k.customer_id, g.id"
+            " FROM {stage} s JOIN {stage_key} k USING (idx)"
+            " CROSS JOIN LATERAL unnest(s.tags) AS t(name)"
             " JOIN {tags} g ON UPPER(g.name) = UPPER(t.name)"
             " ON CONFLICT DO NOTHING RETURNING customer_id)"
-            " SELECT DISTINCT s.idx FROM added JOIN {stage} s USING (customer_id)"
-            " WHERE NOT s.is_new"
+            " SELECT DISTINCT k.idx FROM added JOIN {stage_key} k USING (customer_id)"
+            " WHERE NOT k.is_new"
         ),
     }
     params = {
         "stage": stage,
         "stage_address": stage_address,
+        "stage_key": sql.Identifier(_STAGE_KEY),
+        "sequence": sql.SQL("pg_get_serial_sequence({}, 'id')").format(
+            sql.Literal(Customer._meta.db_table)
+        ),
         "customers": customers,
         "identities": identities,
         "addresses": addresses,
         "tags": tags,
         "links": links,
-        "table_name": sql.Literal(Customer._meta.db_table),
         "texts": sql.SQL(", ").join(sql.Identifier(c) for c in text_columns),
         "text_values": sql.SQL(", ").join(
             sql.SQL("COALESCE(s.{}, '')").format(sql.Identifier(c))
