@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -80,7 +79,12 @@ from psycopg import sql
 
 from config import rawsql
 from consents.models import ConsentEvent, ConsentPurpose, ConsentState, Suppression
-from consents.services import _evidence_hash, consent_text_current, suppression_hash
+from consents.services import (
+    _evidence_hash,
+    _evidence_json,
+    consent_text_current,
+    suppression_hash,
+)
 from customers.importers.customers import (
     ConsentRow,
     ImportResult,
@@ -157,11 +161,16 @@ class _Evidence:
 
     @cached_property
     def json(self) -> str:
-        return json.dumps(self.data, ensure_ascii=False, default=str)
+        return _evidence_json(self.data)
 
     @cached_property
     def hash(self) -> str:
-        return _evidence_hash(self.data)  # as consent_record hashes it
+        return _evidence_hash(self.data, self.json)  # as consent_record hashes it
+
+    def serialised(self) -> _Evidence:
+        """Make the JSON and the hash now (in the reading thread); returns self."""
+        self.hash  # noqa: B018 - computes and caches json and hash
+        return self
 
 
 @dataclass
@@ -182,6 +191,10 @@ class _Customer(NamedTuple):
     phone: str
     language: str
     erased_at: dt.datetime | None
+
+
+def _row_evidence(file_name: str, line: int, raw: dict[str, str]) -> _Evidence:
+    return _Evidence({"file": file_name, "line": line, "row": dict(raw)})
 
 
 # --- The customers kind ------------------------------------------------------------
@@ -218,6 +231,7 @@ def customers_consents_import(
         actor=actor,
         on_consents=recorder,
         exclude=_ErasedContacts(),
+        evidence=recorder.evidence,
     )
     for name in COUNTS:
         result.extra.setdefault(name, 0)
@@ -233,6 +247,14 @@ class _CustomerConsents:
         self.source = source
         self.ledger: _Ledger | None = None
         self.columns: dict[str, str] = {}
+
+    def evidence(
+        self, line: int, values: dict[str, Any], raw: dict[str, str]
+    ) -> _Evidence | None:
+        """customers_import's ``evidence`` hook: a granting row's evidence, made."""
+        if not any(values.get(flag) for flag, _when, _purpose in CUSTOMER_CONSENTS):
+            return None
+        return _row_evidence(self.source.name, line, raw).serialised()
 
     def __call__(self, result: ImportResult, rows: list[ConsentRow]) -> None:
         if self.ledger is None:
@@ -253,7 +275,7 @@ def _customer_row_consents(
     row: ConsentRow, raw: dict[str, str], columns: dict[str, str], ledger: _Ledger
 ) -> list[_Consent]:
     consents = []
-    evidence = ledger.evidence(row.line, raw)
+    evidence = row.evidence or ledger.evidence(row.line, raw)
     for flag, when, purpose in CUSTOMER_CONSENTS:
         if not row.values.get(flag):  # "no" or blank: the file proves nothing
             continue
@@ -498,7 +520,7 @@ def _write_members(
         if member.email.upper() in suppressed:
             continue
         # The writer hands each record's "consents" back with the customer's id.
-        member.record.consents = [(member.line, {"member": member}, None)]
+        member.record.consents = [(member.line, {"member": member}, None, None)]
         records.append(member.record)
     start = len(result.consent_rows)
     writer.write(records)
@@ -657,7 +679,7 @@ class _Ledger:
         )
 
     def evidence(self, line: int, raw: dict[str, str]) -> _Evidence:
-        return _Evidence({"file": self.file_name, "line": line, "row": dict(raw)})
+        return _row_evidence(self.file_name, line, raw)
 
     def suppressed_emails(self, emails: list[str]) -> set[str]:
         """The upper-cased ``emails`` on the suppression list."""

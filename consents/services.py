@@ -191,9 +191,17 @@ def is_suppressed(*, email: str | None = None, phone: str | None = None) -> bool
 # --- Recording -------------------------------------------------------------------
 
 
-def _evidence_hash(evidence: Mapping[str, Any]) -> str:
-    body = json.dumps(evidence, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(body.encode()).hexdigest() if evidence else ""
+def _evidence_json(evidence: Mapping[str, Any]) -> str:
+    """Evidence serialised as it is hashed: sorted keys, text as is."""
+    return json.dumps(evidence, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _evidence_hash(evidence: Mapping[str, Any], body: str | None = None) -> str:
+    """SHA-256 of the serialised evidence (``body``, if already made); "" if none."""
+    if not evidence:
+        return ""
+    body = _evidence_json(evidence) if body is None else body
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def consent_record(  # noqa: C901 - one check per piece of evidence

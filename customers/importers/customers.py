@@ -158,6 +158,7 @@ class ConsentRow:
     line: int
     values: dict[str, Any]
     raw: dict[str, str] | None = None  # the row as in the file: the consent's evidence
+    evidence: Any = None  # what customers_import's ``evidence`` hook made of it
 
 
 @dataclass
@@ -207,8 +208,9 @@ class _Record:
     values: dict[str, Any]
     tags: list[str]
     addresses: list[dict[str, Any]]
-    # (line, consent values, the row as in the file) per row with consent columns
-    consents: list[tuple[int, dict[str, Any], dict[str, str] | None]]
+    # (line, consent values, the row as in the file, the evidence hook's result)
+    # per row with consent columns
+    consents: list[tuple[int, dict[str, Any], dict[str, str] | None, Any]]
 
 
 def customers_import(
@@ -223,6 +225,7 @@ def customers_import(
     actor: Any = None,
     on_consents: Callable[[ImportResult, list[ConsentRow]], None] | None = None,
     exclude: Callable[[list[str]], set[str]] | None = None,
+    evidence: Callable[[int, dict[str, Any], dict[str, str]], Any] | None = None,
 ) -> ImportResult:
     """Import a customers CSV into ``store``: match, create, update; see the module.
 
@@ -232,7 +235,10 @@ def customers_import(
     ``result.consent_rows``. ``exclude`` gets each batch's emails and returns
     those (upper-cased) whose rows are left out, counted in
     ``result.extra["skipped_erased"]`` (the consents app leaves out people erased
-    on request).
+    on request). ``evidence`` is called in the reading thread for each row with
+    consent columns (line, consent values, the row as in the file); what it
+    returns reaches ``on_consents`` as ``ConsentRow.evidence``, so the work of
+    turning rows into evidence is done beside the writing, not after it.
     """
     if on_error not in ("skip", "abort"):
         raise ValueError("on_error must be 'skip' or 'abort'")
@@ -250,7 +256,7 @@ def customers_import(
         try:
             # Rows are read and cleaned in a thread of their own while this one
             # writes the previous batch: Python and the database work at once.
-            batches = _batches(source, mapping, store, result, batch_size)
+            batches = _batches(source, mapping, store, result, batch_size, evidence)
             for batch, rows_read in in_background(batches):
                 if exclude is not None:
                     batch = _without_excluded(batch, exclude, result)
@@ -273,7 +279,7 @@ def customers_import(
         result.consent_rows = [
             row
             if row.customer_id not in writer.created_ids
-            else ConsentRow(None, row.line, row.values, row.raw)
+            else ConsentRow(None, row.line, row.values, row.raw, row.evidence)
             for row in result.consent_rows
         ]
     result.errors.sort(key=lambda error: error.line)
@@ -331,6 +337,7 @@ def _batches(
     store: Store,
     result: ImportResult,
     batch_size: int,
+    evidence: Callable[[int, dict[str, Any], dict[str, str]], Any] | None = None,
 ) -> Iterator[tuple[list[_Record], int]]:
     """Batches of cleaned records (at most ``batch_size`` rows each), in file order.
 
@@ -349,6 +356,11 @@ def _batches(
         values = mapping.apply(list(row.values()))
         record = _clean_row(line, values, columns, store, zone, result.errors, row)
         if record is not None:
+            if evidence is not None and record.consents:
+                record.consents = [
+                    (at, given, raw, evidence(at, given, raw or {}))
+                    for at, given, raw, _none in record.consents
+                ]
             pending.append(record)
         if result.rows % batch_size == 0:
             yield pending, result.rows
@@ -519,7 +531,7 @@ def _clean_row(  # noqa: C901 - one pass over the row's fields
         values=record_values,
         tags=list(dict.fromkeys(profile.get("tags", []))),
         addresses=[address] if address is not None else [],
-        consents=[(line, consents, raw)] if consents else [],
+        consents=[(line, consents, raw, None)] if consents else [],
     )
 
 
@@ -755,8 +767,8 @@ class _BatchWriter:
             else:
                 result.unchanged += 1
             consent_rows.extend(
-                ConsentRow(customer_id, line, values, raw)
-                for line, values, raw in record.consents
+                ConsentRow(customer_id, line, values, raw, evidence)
+                for line, values, raw, evidence in record.consents
             )
         if result.created >= max(2 * self.analyzed_at, STATISTICS_REFRESH_ROWS):
             # The tables this import fills grow past what the planner knows.
