@@ -295,6 +295,28 @@ def analyze(models: Iterable[type[Model]], *, lock_timeout: str = "200ms") -> bo
 
 
 @contextmanager
+def immediate_constraints() -> Iterator[None]:
+    """Check deferred constraints (Django's foreign keys) as each statement ends.
+
+    For bulk writers, inside their transaction. Django makes foreign keys
+    DEFERRABLE INITIALLY DEFERRED, so every row inserted queues a check for COMMIT:
+    a million-row import queues millions, held in the server's memory, and every
+    TRUNCATE scans the queue for its table, so each batch gets slower than the
+    last. Inside this block the checks run when each statement ends (the same
+    checks, no queue); when it ends, the constraints are deferred again as
+    Django has them. A block that is rolled back (an error, ``set_rollback``)
+    needs no restoring: rolling back a transaction or savepoint restores the
+    constraints' mode with it.
+    """
+    with cursor() as cur:
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    yield
+    if not connection.needs_rollback:
+        with cursor() as cur:
+            cur.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+@contextmanager
 def cursor() -> Iterator[Any]:
     """Django's cursor, but sending parameters apart from the SQL (server-side binding).
 

@@ -340,7 +340,7 @@ def consents_import(
     started = time.monotonic()
     mapping = _map(source, format)
     result = ImportResult.of(source, mapping, dry_run=dry_run)
-    with transaction.atomic():
+    with transaction.atomic(), rawsql.immediate_constraints():
         ledger = _Ledger(
             store=store,
             source=source,

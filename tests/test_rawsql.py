@@ -1,7 +1,7 @@
 """config.rawsql: the precompiled statements' helpers."""
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from config import rawsql
 from customers.models import Customer, Store
@@ -42,3 +42,32 @@ def test_statistics_go_stale_as_a_table_fills_and_analyze_refreshes_them():
     assert rawsql.statistics_stale(Customer)
     assert rawsql.analyze([Customer]) is True
     assert not rawsql.statistics_stale(Customer)
+
+
+def _identity_of_missing_customer() -> None:
+    with rawsql.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO customers_customeridentity"
+            " (store_id, external_id, customer_id, created_at)"
+            " VALUES (%s, 'x', -1, now())",
+            [StoreFactory().pk],
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_immediate_constraints_check_each_statement_then_defer_again():
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic():
+            with rawsql.immediate_constraints():
+                _identity_of_missing_customer()  # checked as the statement ends
+        with rawsql.immediate_constraints():
+            pass
+        # Deferred again, as Django has them: the insert passes, and the check
+        # comes when forced (as COMMIT would force it).
+        inserted = False
+        with pytest.raises(IntegrityError), transaction.atomic():
+            _identity_of_missing_customer()
+            inserted = True
+            with rawsql.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        assert inserted

@@ -251,7 +251,7 @@ def customers_import(
         email_column=_column(mapping, "email"),
         on_consents=on_consents,
     )
-    with transaction.atomic():
+    with transaction.atomic(), rawsql.immediate_constraints():
         writer.prepare()
         try:
             # Rows are read and cleaned in a thread of their own while this one

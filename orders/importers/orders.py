@@ -277,7 +277,7 @@ def orders_import(
     result.extra.update(lines=0, customers_created=0)
     cleaner = _Cleaner(store=store, mapping=mapping, errors=result.errors)
     writer = _BatchWriter(store=store, mapping=mapping, result=result)
-    with transaction.atomic():
+    with transaction.atomic(), rawsql.immediate_constraints():
         writer.prepare()
         try:
             for groups in _groups(source, mapping, result, batch_size, progress):
