@@ -64,10 +64,8 @@ def test_immediate_constraints_check_each_statement_then_defer_again():
             pass
         # Deferred again, as Django has them: the insert passes, and the check
         # comes when forced (as COMMIT would force it).
-        inserted = False
-        with pytest.raises(IntegrityError), transaction.atomic():
-            _identity_of_missing_customer()
-            inserted = True
-            with rawsql.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        assert inserted
+        savepoint = transaction.savepoint()
+        _identity_of_missing_customer()
+        with pytest.raises(IntegrityError), rawsql.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        transaction.savepoint_rollback(savepoint)
