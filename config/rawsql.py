@@ -10,8 +10,11 @@ ORM; reach for this only where a benchmark shows the compile cost.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
@@ -292,6 +295,59 @@ def analyze(models: Iterable[type[Model]], *, lock_timeout: str = "200ms") -> bo
             return False  # rolled back to the savepoint, lock_timeout with it
         cur.execute(setting, [timeout])
     return True
+
+
+# --- COPY's text format, made away from the connection ------------------------------
+#
+# psycopg formats COPY rows as they are written, on the thread holding the
+# connection. A bulk writer that reads and cleans rows in another thread makes
+# the text there instead (copy_line), so the writing thread only sends it
+# (``copy.write``) while the database works. The types are those the importers
+# stage; another type is a TypeError, not a guess.
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_str(value: str) -> str:
+    return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
+
+
+def _copy_array(values: Sequence[Any]) -> str:
+    """A one-dimensional array literal of text values (NULL for None)."""
+    items = (
+        "NULL"
+        if item is None
+        else '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for item in values
+    )
+    return _copy_str("{" + ",".join(items) + "}")
+
+
+_COPY_FORMATS: dict[type, Any] = {
+    type(None): lambda value: "\\N",
+    str: _copy_str,
+    bool: lambda value: "t" if value else "f",
+    int: str,
+    Decimal: str,
+    dt.date: dt.date.isoformat,
+    dt.datetime: dt.datetime.isoformat,
+    list: _copy_array,
+    tuple: _copy_array,
+}
+
+
+def copy_text(value: Any) -> str:
+    r"""``value`` as one field of COPY's text format (tab-separated, ``\N`` NULL)."""
+    try:
+        return _COPY_FORMATS[type(value)](value)
+    except KeyError:
+        raise TypeError(f"copy_text cannot format {type(value).__name__}") from None
+
+
+def copy_line(values: Iterable[Any]) -> str:
+    """One row of COPY's text format, newline included, for ``copy.write``."""
+    return "\t".join(map(copy_text, values)) + "\n"
 
 
 @contextmanager

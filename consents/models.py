@@ -171,6 +171,7 @@ class ConsentEvent(models.Model):
         verbose_name=_("customer"),
         on_delete=models.PROTECT,
         related_name="consent_events",
+        db_index=False,  # consent_event_customer_idx starts with it
     )
     purpose = models.ForeignKey(
         ConsentPurpose,
@@ -198,6 +199,7 @@ class ConsentEvent(models.Model):
         blank=True,
         related_name="+",
     )
+    # Indexed only where set (see Meta): most events have neither.
     api_key = models.ForeignKey(
         ApiKey,
         verbose_name=_("API key"),
@@ -205,6 +207,7 @@ class ConsentEvent(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     staff_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -213,6 +216,7 @@ class ConsentEvent(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     import_file_hash = models.CharField(
         _("import file hash"), max_length=64, blank=True
@@ -230,7 +234,20 @@ class ConsentEvent(models.Model):
             models.Index(
                 fields=["customer", "purpose", "-occurred_at"],
                 name="consent_event_customer_idx",
-            )
+            ),
+            # For the foreign keys' checks when a key or a user is deleted; every
+            # event written by an import or the shop would otherwise add a NULL
+            # entry to both.
+            models.Index(
+                fields=["api_key"],
+                condition=Q(api_key__isnull=False),
+                name="consent_event_api_key_idx",
+            ),
+            models.Index(
+                fields=["staff_user"],
+                condition=Q(staff_user__isnull=False),
+                name="consent_event_staff_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

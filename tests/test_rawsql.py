@@ -1,5 +1,8 @@
 """config.rawsql: the precompiled statements' helpers."""
 
+import datetime as dt
+from decimal import Decimal
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 
@@ -69,3 +72,36 @@ def test_immediate_constraints_check_each_statement_then_defer_again():
         with pytest.raises(IntegrityError), rawsql.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         transaction.savepoint_rollback(savepoint)
+
+
+@pytest.mark.django_db
+def test_copy_line_round_trips_through_copy():
+    warsaw = dt.timezone(dt.timedelta(hours=1))
+    rows = [
+        (
+            1,
+            "tab\there, new\nline, cr\r, back\\slash, \\N as text",
+            None,
+            True,
+            Decimal("1234.50"),
+            dt.date(2024, 2, 29),
+            dt.datetime(2024, 3, 1, 12, 30, 5, 123456, tzinfo=warsaw),
+            ["vip", 'say "hi"', "a,b", "back\\slash", "{brace}", "", None],
+        ),
+        (2, "", "Żółkiewska", False, Decimal("-0.01"), None, None, []),
+        (3, "NULL", None, None, None, None, None, None),
+    ]
+    with rawsql.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE copy_line_check (n int, a text, b text, c boolean,"
+            " d numeric, e date, f timestamptz, g text[]) ON COMMIT DROP"
+        )
+        with cursor.copy("COPY copy_line_check FROM STDIN") as copy:
+            copy.write("".join(rawsql.copy_line(row) for row in rows))
+        cursor.execute("SELECT * FROM copy_line_check ORDER BY n")
+        assert [tuple(row) for row in cursor.fetchall()] == rows
+
+
+def test_copy_text_refuses_a_type_it_does_not_know():
+    with pytest.raises(TypeError, match="float"):
+        rawsql.copy_text(1.5)

@@ -117,6 +117,16 @@ _TOTALS = {
 }
 _NOTE_LIMIT = 10_000
 ADDRESS_PARTS = ("street", "street2", "postcode", "city", "region", "country")
+# An address's columns in the staging table, after the record's place ("idx").
+_STAGE_ADDRESS_COLUMNS = (
+    "kind",
+    "is_default",
+    "first_name",
+    "last_name",
+    "company",
+    *ADDRESS_PARTS,
+    "phone",
+)
 _ADDRESS_LIMITS = {
     name: Address._meta.get_field(name).max_length
     for name in ("street", "street2", "postcode", "city", "region")
@@ -211,6 +221,27 @@ class _Record:
     # (line, consent values, the row as in the file, the evidence hook's result)
     # per row with consent columns
     consents: list[tuple[int, dict[str, Any], dict[str, str] | None, Any]]
+    # The staging tables' rows in COPY's text format, made in the reading thread
+    # (see staged), without the record's place in its batch, which goes first.
+    stage: str | None = None
+    stage_addresses: list[str] | None = None
+
+    def staged(self) -> _Record:
+        """Make the staging rows now; returns self. Merging drops them."""
+        v = self.values
+        self.stage = rawsql.copy_line(
+            (
+                self.external_id,
+                *(v.get(name) for name in PROFILE_COLUMNS),
+                v.get("last_seen_at"),
+                self.tags or None,
+            )
+        )
+        self.stage_addresses = [
+            rawsql.copy_line(a[name] for name in _STAGE_ADDRESS_COLUMNS)
+            for a in self.addresses
+        ]
+        return self
 
 
 def customers_import(
@@ -361,7 +392,7 @@ def _batches(
                     (at, given, raw, evidence(at, given, raw or {}))
                     for at, given, raw, _none in record.consents
                 ]
-            pending.append(record)
+            pending.append(record.staged())
         if result.rows % batch_size == 0:
             yield pending, result.rows
             pending = []
@@ -395,6 +426,7 @@ def _merge_batch(
 
 
 def _merge(earlier: _Record, later: _Record) -> None:
+    earlier.stage = earlier.stage_addresses = None
     earlier.lines.extend(later.lines)
     earlier.values.update(later.values)
     earlier.external_id = later.external_id or earlier.external_id
@@ -803,51 +835,27 @@ class _BatchWriter:
 
 
 def _copy(cursor: Any, records: list[_Record]) -> None:
+    for record in records:
+        if record.stage is None:  # merged in this thread
+            record.staged()
     with cursor.copy(
-        f"COPY {_STAGE} (idx, external_id, email, phone, first_name,"  # noqa: S608
-        " last_name, company, nip, birth_date, gender, language, note,"
-        " imported_orders_count, imported_total_spent, last_seen_at, tags)"
-        " FROM STDIN"
+        f"COPY {_STAGE} (idx, external_id, {', '.join(PROFILE_COLUMNS)},"  # noqa: S608
+        " last_seen_at, tags) FROM STDIN"
     ) as copy:
-        for idx, record in enumerate(records):
-            v = record.values
-            copy.write_row(
-                (
-                    idx,
-                    record.external_id,
-                    *(v.get(name) for name in PROFILE_COLUMNS),
-                    v.get("last_seen_at"),
-                    record.tags or None,
-                )
-            )
-    addresses = [
-        (idx, address) for idx, r in enumerate(records) for address in r.addresses
-    ]
-    if not addresses:
+        copy.write("".join(f"{idx}\t{r.stage}" for idx, r in enumerate(records)))
+    if not any(record.stage_addresses for record in records):
         return
     with cursor.copy(
-        f"COPY {_STAGE_ADDRESS} (idx, kind, is_default, first_name, last_name,"  # noqa: S608
-        " company, street, street2, postcode, city, region, country, phone)"
+        f"COPY {_STAGE_ADDRESS} (idx, {', '.join(_STAGE_ADDRESS_COLUMNS)})"  # noqa: S608
         " FROM STDIN"
     ) as copy:
-        for idx, a in addresses:
-            copy.write_row(
-                (
-                    idx,
-                    a["kind"],
-                    a["is_default"],
-                    a["first_name"],
-                    a["last_name"],
-                    a["company"],
-                    a["street"],
-                    a["street2"],
-                    a["postcode"],
-                    a["city"],
-                    a["region"],
-                    a["country"],
-                    a["phone"],
-                )
+        copy.write(
+            "".join(
+                f"{idx}\t{line}"
+                for idx, record in enumerate(records)
+                for line in record.stage_addresses
             )
+        )
 
 
 def _tag_color() -> str:

@@ -425,6 +425,7 @@ class Address(models.Model):
         verbose_name=_("customer"),
         on_delete=models.CASCADE,
         related_name="addresses",
+        db_index=False,  # address_customer_idx starts with it
     )
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
     is_default = models.BooleanField(_("default"), default=False)
