@@ -167,9 +167,15 @@ class _Evidence:
     def hash(self) -> str:
         return _evidence_hash(self.data, self.json)  # as consent_record hashes it
 
+    @cached_property
+    def copy_json(self) -> str:
+        """The JSON as a field of the ledger's COPY."""
+        return rawsql.copy_text(self.json)
+
     def serialised(self) -> _Evidence:
-        """Make the JSON and the hash now (in the reading thread); returns self."""
+        """Make the JSON, its hash and its COPY field now (in the reading thread)."""
         self.hash  # noqa: B018 - computes and caches json and hash
+        self.copy_json  # noqa: B018
         return self
 
 
@@ -275,7 +281,7 @@ def _customer_row_consents(
     row: ConsentRow, raw: dict[str, str], columns: dict[str, str], ledger: _Ledger
 ) -> list[_Consent]:
     consents = []
-    evidence = row.evidence or ledger.evidence(row.line, raw)
+    evidence = row.evidence
     for flag, when, purpose in CUSTOMER_CONSENTS:
         if not row.values.get(flag):  # "no" or blank: the file proves nothing
             continue
@@ -287,6 +293,8 @@ def _customer_row_consents(
             column = columns.get(when, when)
             ledger.fail(row.line, column, raw.get(column, ""))
             continue
+        if evidence is None:
+            evidence = ledger.evidence(row.line, raw)
         consents.append(
             _Consent(
                 line=row.line,
@@ -703,8 +711,18 @@ class _Ledger:
         customers = self._customers(ids)
         suppressed = self._suppressed(customers, wanted)
         state, seen, seen_any = self._ledger_now(ids)
-        rows = []
-        now = timezone.now()
+        lines = []
+        # What every event of the batch shares, between occurred_at and evidence.
+        shared = rawsql.copy_line(
+            (
+                timezone.now(),  # recorded_at
+                IMPORT,
+                self.store.pk,
+                None,  # api_key_id
+                None,  # staff_user_id
+                self.file_hash,
+            )
+        )[:-1]
         wanted.sort(
             key=lambda c: (
                 c.customer_id,
@@ -739,19 +757,24 @@ class _Ledger:
                 self.count("consents_unchanged")
                 continue
             text_id = self._text(purpose, customer.language) if grant else None
-            rows.append(self._row(consent, purpose, text_id, moment, now))
+            lines.append(
+                # The order of _EVENT_COLUMNS.
+                f"{consent.customer_id}\t{purpose.pk}\t{consent.action}"
+                f"\t{rawsql.copy_text(text_id)}\t{moment.isoformat()}\t{shared}"
+                f"\t{consent.evidence.copy_json}\t{consent.evidence.hash}"
+                f"\t{rawsql.copy_text(consent.ip or None)}\t\n"  # user_agent: ""
+            )
             seen.add((*pair, consent.action, moment))
             seen_any.add((*pair, consent.action))
             if current is None or moment >= current[1]:
                 state[pair] = (grant, moment)
-        if rows:
+        if lines:
             with (
                 rawsql.cursor() as cursor,
                 cursor.copy(_statements()["copy"]) as copy,
             ):
-                for row in rows:
-                    copy.write_row(row)
-        self.count("consents", len(rows))
+                copy.write("".join(lines))
+        self.count("consents", len(lines))
 
     def _customers(self, ids: list[int]) -> dict[int, _Customer]:
         with rawsql.cursor() as cursor:
@@ -815,38 +838,37 @@ class _Ledger:
             self.texts[key] = text.pk
         return self.texts[key]
 
-    def _row(
-        self,
-        consent: _Consent,
-        purpose: ConsentPurpose,
-        text_id: int | None,
-        moment: dt.datetime,
-        now: dt.datetime,
-    ) -> list[Any]:
-        values = {
-            "customer_id": consent.customer_id,
-            "purpose_id": purpose.pk,
-            "action": consent.action,
-            "text_id": text_id,
-            "occurred_at": moment,
-            "recorded_at": now,
-            "source": IMPORT,
-            "store_id": self.store.pk,
-            "api_key_id": None,
-            "staff_user_id": None,
-            "import_file_hash": self.file_hash,
-            "evidence": consent.evidence.json,
-            "evidence_hash": consent.evidence.hash,
-            "ip_address": consent.ip or None,
-            "user_agent": "",
-        }
-        # A KeyError here means ConsentEvent has a new column to fill.
-        return [values[field.attname] for field in _event_fields()]
+
+# The ledger's columns as _Ledger.record writes them, in this order.
+_EVENT_COLUMNS = (
+    "customer_id",
+    "purpose_id",
+    "action",
+    "text_id",
+    "occurred_at",
+    "recorded_at",
+    "source",
+    "store_id",
+    "api_key_id",
+    "staff_user_id",
+    "import_file_hash",
+    "evidence",
+    "evidence_hash",
+    "ip_address",
+    "user_agent",
+)
 
 
 @cache
-def _event_fields() -> list:
-    return [f for f in ConsentEvent._meta.concrete_fields if not f.primary_key]
+def _event_columns() -> tuple[str, ...]:
+    """_EVENT_COLUMNS, checked against the model: a new column must be written."""
+    model = {f.column for f in ConsentEvent._meta.concrete_fields if not f.primary_key}
+    if model != set(_EVENT_COLUMNS):
+        raise RuntimeError(
+            "ConsentEvent's columns changed: update consents.importers._EVENT_COLUMNS"
+            f" and _Ledger.record ({sorted(model ^ set(_EVENT_COLUMNS))})"
+        )
+    return _EVENT_COLUMNS
 
 
 @cache
@@ -877,7 +899,7 @@ def _statements() -> dict[str, str]:
         "states": rawsql.table(ConsentState),
         "events": rawsql.table(ConsentEvent),
         "columns": sql.SQL(", ").join(
-            sql.Identifier(field.column) for field in _event_fields()
+            sql.Identifier(column) for column in _event_columns()
         ),
     }
     return {
