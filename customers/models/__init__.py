@@ -11,6 +11,12 @@ from customers.models.customer import (
 )
 from customers.models.events import Event, Visitor
 from customers.models.imports import ImportJob
+from customers.models.interactions import (
+    Interaction,
+    InteractionAttachment,
+    InteractionChange,
+    InteractionQuerySet,
+)
 from customers.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -23,6 +29,10 @@ __all__ = [
     "Event",
     "IdempotencyRecord",
     "ImportJob",
+    "Interaction",
+    "InteractionAttachment",
+    "InteractionChange",
+    "InteractionQuerySet",
     "Store",
     "Tag",
     "Visitor",

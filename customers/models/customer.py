@@ -6,8 +6,8 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
-from django.db.models.functions import Cast, Upper
+from django.db.models import Exists, Func, OuterRef, Q, TextField, Value
+from django.db.models.functions import Cast, Coalesce, Concat, Lower, Upper
 from django.db.models.lookups import Regex
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
@@ -129,6 +129,52 @@ class AttributeDefinition(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+# The search box folds letters to their base, in the index and in the query alike,
+# so "zolkiewska" finds "Żółkiewska". translate() is immutable and can be indexed;
+# unaccent is an extension not every server has (the embedded one has not).
+SEARCH_FOLD_FROM = (
+    "ąćęłńóśźżäöüßáàâãåăčçďéèêëěėíìîïįľĺňñòôõőøřŕšșşťțţúùûůűūųýÿž"
+    "ĄĆĘŁŃÓŚŹŻÄÖÜÁÀÂÃÅĂČÇĎÉÈÊËĚĖÍÌÎÏĮĽĹŇÑÒÔÕŐØŘŔŠȘŞŤȚŢÚÙÛŮŰŪŲÝŸŽ"
+)
+SEARCH_FOLD_TO = (
+    "acelnoszzaousaaaaaaccdeeeeeeiiiiillnnooooorrssstttuuuuuuuyyz"
+    "ACELNOSZZAOUAAAAAACCDEEEEEEIIIIILLNNOOOOORRSSSTTTUUUUUUUYYZ"
+)
+_SEARCH_FOLD = str.maketrans(SEARCH_FOLD_FROM, SEARCH_FOLD_TO)
+
+
+def search_fold(text: str) -> str:
+    """``text`` as the search index holds it: letters folded to base, lower case."""
+    return text.translate(_SEARCH_FOLD).lower()
+
+
+def search_document() -> Func:
+    """What the search box matches a customer's words against: email, names, company.
+
+    One expression, folded as :func:`search_fold` folds the query, behind the
+    ``customer_search_trgm`` index (trigrams: any part of a word is found).
+    """
+    text = Concat(
+        Coalesce("email", Value("")),
+        Value(" "),
+        "first_name",
+        Value(" "),
+        "last_name",
+        Value(" "),
+        "company",
+        output_field=TextField(),
+    )
+    return Lower(
+        Func(
+            text,
+            Value(SEARCH_FOLD_FROM),
+            Value(SEARCH_FOLD_TO),
+            function="translate",
+            output_field=TextField(),
+        )
+    )
 
 
 class CustomerQuerySet(models.QuerySet):
@@ -351,19 +397,8 @@ class Customer(models.Model):
             models.Index(fields=["updated_at"], name="customer_updated_idx"),
             models.Index(fields=["status", "-created_at"], name="customer_status_idx"),
             GinIndex(
-                OpClass(Upper("email"), name="gin_trgm_ops"), name="customer_email_trgm"
-            ),
-            GinIndex(
-                OpClass(Upper("last_name"), name="gin_trgm_ops"),
-                name="customer_last_name_trgm",
-            ),
-            GinIndex(
-                OpClass(Upper("first_name"), name="gin_trgm_ops"),
-                name="customer_first_name_trgm",
-            ),
-            GinIndex(
-                OpClass(Upper("company"), name="gin_trgm_ops"),
-                name="customer_company_trgm",
+                OpClass(search_document(), name="gin_trgm_ops"),
+                name="customer_search_trgm",
             ),
             GinIndex(OpClass("phone", name="gin_trgm_ops"), name="customer_phone_trgm"),
             GinIndex(fields=["attributes"], name="customer_attributes_gin"),

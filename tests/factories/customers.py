@@ -1,7 +1,17 @@
+import datetime as dt
+
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from customers.models import Address, Customer, CustomerIdentity, Store, Tag
+from customers.models import (
+    Address,
+    Customer,
+    CustomerIdentity,
+    Interaction,
+    Store,
+    Tag,
+)
 
 
 class StoreFactory(DjangoModelFactory):
@@ -53,3 +63,26 @@ class AddressFactory(DjangoModelFactory):
     postcode = factory.Faker("postcode", locale="pl_PL")
     city = factory.Faker("city", locale="pl_PL")
     country = "PL"
+
+
+class InteractionFactory(DjangoModelFactory):
+    """A logged phone call; ``complaint=True``: an open complaint due in 14 days."""
+
+    class Meta:
+        model = Interaction
+
+    class Params:
+        complaint = factory.Trait(
+            kind=Interaction.Kind.COMPLAINT,
+            status=Interaction.Status.OPEN,
+            due_at=factory.LazyAttribute(
+                lambda o: o.occurred_at + dt.timedelta(days=14)
+            ),
+        )
+
+    customer = factory.SubFactory(CustomerFactory)
+    kind = Interaction.Kind.CONVERSATION
+    channel = Interaction.Channel.PHONE
+    subject = factory.Sequence(lambda n: f"Rozmowa {n}")
+    body = "Klientka pyta o termin dostawy."
+    occurred_at = factory.LazyFunction(timezone.now)
