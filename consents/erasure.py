@@ -1,11 +1,12 @@
 """The person's rights that change what we may do with their data (Art. 17, 18, 21).
 
 ``customer_erase`` anonymises a customer: their contacts go on the suppression list
-first, then every personal field, address, identity, behaviour trace and piece of
-consent evidence is removed. Orders stay (accounting, ACCOUNTING_HOLD_YEARS) with
-their addresses emptied, and the consent ledger keeps its proof (which text, when,
-how; the evidence hash) without the person's data. The shops hear about it through
-the ``customer.erased`` webhook, with the external ids they need to do the same.
+first, then every personal field, address, identity, behaviour trace, support
+conversation's text and attachment, and piece of consent evidence is removed.
+Orders stay (accounting, ACCOUNTING_HOLD_YEARS) with their addresses emptied, and
+the consent ledger keeps its proof (which text, when, how; the evidence hash)
+without the person's data. The shops hear about it through the ``customer.erased``
+webhook, with the external ids they need to do the same.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from customers.models import (
     CustomerIdentity,
     Event,
     IdempotencyRecord,
+    Interaction,
+    InteractionAttachment,
+    InteractionChange,
     Visitor,
     WebhookDelivery,
 )
@@ -177,6 +181,22 @@ def customer_erase(
             Cart.objects.filter(visitors, customer__isnull=True).delete()
         Visitor.objects.filter(customer=locked).delete()
 
+        # (d') The support log: what was said goes, with the files; that there
+        # was a complaint and how it ended stays (the shop may have to show it).
+        interactions = Interaction.objects.filter(customer=locked)
+        interaction_ids = list(interactions.values_list("pk", flat=True))
+        attachments = InteractionAttachment.objects.filter(interaction__customer=locked)
+        files = [(a.file.storage, a.file.name) for a in attachments]
+        attachments.delete()
+        # The files go once the erasure is committed (a rollback keeps them).
+        transaction.on_commit(lambda: _files_delete(files))
+        interactions.exclude(subject="", body="", external_id="").update(
+            subject="", body="", external_id="", updated_at=now
+        )
+        InteractionChange.objects.filter(interaction__customer=locked).exclude(
+            note=""
+        ).update(note="")
+
         # (e) Orders stay for the tax authority and still count as revenue.
         Order.objects.filter(customer=locked).update(
             billing_address={}, shipping_address={}, updated_at=now
@@ -200,6 +220,7 @@ def customer_erase(
                 Customer: [locked.pk],
                 Address: address_ids,
                 CustomerIdentity: identity_ids,
+                Interaction: interaction_ids,
             }
         )
 
@@ -225,6 +246,11 @@ def customer_erase(
             },
         )
     _refresh(customer, locked, [*ERASED_VALUES, "erased_at", "restricted_at"])
+
+
+def _files_delete(files: list[tuple[Any, str]]) -> None:
+    for storage, name in files:
+        storage.delete(name)
 
 
 def _webhook_payloads_redact(customer_id: int) -> None:

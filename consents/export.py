@@ -254,14 +254,44 @@ def _carts(customer: Customer) -> Iterator[Row]:
         yield _pick(values, CARTS)
 
 
-INTERACTIONS: tuple[str, ...] = ()
+INTERACTIONS = (
+    "store",
+    "occurred_at",
+    "kind",
+    "channel",
+    "direction",
+    "subject",
+    "body",
+    "order_number",
+    "status",
+    "due_at",
+    "resolved_at",
+    "rating",
+    "rating_scale",
+    "attachments",
+)
 
 
 def _interactions(customer: Customer) -> Iterator[Row]:
-    # customers has no Interaction (support log) model yet. When it has, this is
-    # ``yield from _model_rows(customer.interactions.all(), INTERACTIONS)`` with
-    # INTERACTIONS listing its fields.
-    yield from ()
+    # What the person told the shop and what it answered (Art. 15): the text, the
+    # order it was about, how a complaint ended. Staff names are not theirs; the
+    # attachments are listed by name (the files are theirs to ask for too).
+    stores = _stores()
+    interactions = (
+        customer.interactions.order_by("occurred_at", "pk")
+        .select_related("order")
+        .prefetch_related("attachments")
+    )
+    for interaction in interactions.iterator(chunk_size=CHUNK):
+        row = {
+            name: getattr(interaction, name)
+            for name in INTERACTIONS
+            if name not in ("store", "order_number", "attachments")
+        }
+        row["store"] = stores.get(interaction.store_id)
+        row["order_number"] = interaction.order.number if interaction.order else ""
+        row["attachments"] = [a.name for a in interaction.attachments.all()]
+        yield _pick(row, INTERACTIONS)
 
 
 EVENTS = (

@@ -19,6 +19,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 
 from customers.demo import DemoCustomer, DemoRun, as_datetime, copy_model, reserve_ids
+from customers.models import Interaction
 from orders.models import Category, Order, OrderLine, Product
 
 # (external id, name, parent external id, sensitive, replenishment days,
@@ -501,6 +502,97 @@ def _orders(
     run.counts["orders"] = copy_model(Order, ORDER_FIELDS, order_rows())
     run.counts["order_lines"] = copy_model(OrderLine, LINE_FIELDS, line_rows())
     run.log(f"Orders: {run.counts['orders']}, lines: {run.counts['order_lines']}")
+    _interactions(run, ids, orders)
+
+
+# The support log (customers.Interaction) about the orders: returns, complaints,
+# reviews, and questions before buying.
+COMPLAINTS = (
+    ("Uszkodzona paczka", "Karton był zgnieciony, jeden produkt pęknięty."),
+    ("Niezgodny towar", "Przyszedł inny rozmiar niż zamówiony."),
+    ("Brak produktu w paczce", "W paczce zabrakło jednej pozycji z zamówienia."),
+    ("Wada produktu", "Po tygodniu używania produkt przestał działać."),
+)
+RETURNS = (
+    ("Zwrot w terminie 14 dni", "Odstępuję od umowy, produkt nie spełnił oczekiwań."),
+    ("Zwrot: zły rozmiar", "Proszę o zwrot pieniędzy, rozmiar nie pasuje."),
+)
+REVIEWS = (
+    (5, "Szybka dostawa, wszystko w porządku. Polecam!"),
+    (5, "Świetny kontakt ze sklepem."),
+    (4, "Dobry produkt, dostawa dzień później niż obiecano."),
+    (3, "Produkt w porządku, opakowanie mogłoby być lepsze."),
+    (2, "Kurier się spóźnił, a produkt był porysowany."),
+)
+INQUIRIES = (
+    ("Termin dostawy", "Klientka pyta, kiedy wyślemy zamówienie."),
+    ("Faktura na firmę", "Klient prosi o fakturę z NIP do zamówienia."),
+    ("Dostępność produktu", "Pytanie, czy produkt wróci na stan w tym miesiącu."),
+)
+INTERACTION_FIELDS = (
+    "customer_id", "store_id", "kind", "channel", "direction", "subject", "body",
+    "order_id", "occurred_at", "status", "due_at", "resolved_at", "rating",
+    "rating_scale", "external_id", "created_at", "updated_at",
+)  # fmt: skip
+
+
+def _interactions(run: DemoRun, ids: list[int], orders: list[list]) -> None:
+    rng, now = run.rng, run.calendar.now_ts
+    due = 14 * DAY
+    rows = []
+
+    def add(customer_id, store_id, kind, channel, text, order_id, at, **extra):
+        subject, body = text
+        status = extra.get("status", "")
+        resolved = extra.get("resolved")
+        rows.append(
+            (
+                customer_id, store_id, kind, channel, "inbound", subject, body,
+                order_id, as_datetime(at), status,
+                as_datetime(at + due) if status else None, _dt(resolved),
+                extra.get("rating"), "stars" if extra.get("rating") else "", "",
+                as_datetime(at), as_datetime(resolved or at),
+            )
+        )  # fmt: skip
+
+    def follow_up(at: float) -> tuple[str, float | None]:
+        """Old ones are settled (mostly accepted); recent ones still pending."""
+        answered = at + rng.uniform(1, 16) * DAY
+        if answered > now:
+            return rng.choice(("open", "open", "waiting")), None
+        return ("resolved" if rng.random() < 0.8 else "rejected"), answered
+
+    for order_id, row in zip(ids, orders, strict=True):
+        store_id, customer_id, status = row[1], row[3], row[4]
+        delivered, returned = row[8], row[10]
+        if status == "returned" and returned is not None:
+            at = returned.timestamp()
+            state, resolved = follow_up(at)
+            add(customer_id, store_id, "return", "email", rng.choice(RETURNS),
+                order_id, at, status=state, resolved=resolved)  # fmt: skip
+        if delivered is None:
+            continue
+        if rng.random() < 0.012:
+            at = delivered.timestamp() + rng.uniform(1, 20) * DAY
+            if at < now:
+                state, resolved = follow_up(at)
+                channel = rng.choice(("email", "phone", "chat"))
+                add(customer_id, store_id, "complaint", channel,
+                    rng.choice(COMPLAINTS), order_id, at, status=state,
+                    resolved=resolved)  # fmt: skip
+        if rng.random() < 0.04:
+            at = delivered.timestamp() + rng.uniform(1, 10) * DAY
+            if at < now:
+                stars, text = rng.choice(REVIEWS)
+                add(customer_id, store_id, "review", "website",
+                    ("Opinia", text), order_id, at, rating=stars)  # fmt: skip
+        if rng.random() < 0.02:
+            at = delivered.timestamp() - rng.uniform(1, 3) * DAY
+            add(customer_id, store_id, "inquiry", rng.choice(("phone", "email")),
+                rng.choice(INQUIRIES), order_id, at)  # fmt: skip
+    run.tables.append(Interaction._meta.db_table)
+    run.counts["interactions"] = copy_model(Interaction, INTERACTION_FIELDS, rows)
+    run.log(f"Interactions: {run.counts['interactions']}")
 
 
 def _cum(weights) -> list[float]:

@@ -155,6 +155,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Uploaded files (import files and their error reports) hold personal data: they are
 # never served as static media; views that offer them check permissions.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".data" / "media")
+# Files attached to support interactions (photos of damage, invoices), in bytes.
+INTERACTION_ATTACHMENT_MAX_BYTES = env.int(
+    "INTERACTION_ATTACHMENT_MAX_BYTES", default=10_000_000
+)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
@@ -38,12 +39,19 @@ from consents.services import (
     consent_text_current,
     is_suppressed,
 )
+from customers.interactions import (
+    interaction_attach,
+    interaction_log,
+    interaction_set_status,
+)
 from customers.models import (
     Address,
     Customer,
     CustomerIdentity,
     Event,
     IdempotencyRecord,
+    Interaction,
+    InteractionAttachment,
     Visitor,
     WebhookDelivery,
 )
@@ -144,6 +152,26 @@ def build_person(store, dpo):
     )
     Event.objects.create(
         store=store, anonymous_id="anon-900", kind="page_view", occurred_at=now
+    )
+    complaint = interaction_log(
+        customer=customer,
+        kind="complaint",
+        channel="email",
+        actor=dpo,
+        subject=f"Reklamacja: {FIRST} {LAST}",
+        body=f"Proszę o kontakt pod {PHONE} lub {EMAIL}, {STREET}.",
+        order=paid,
+    )
+    interaction_attach(
+        interaction=complaint,
+        upload=ContentFile(f"Faktura dla {LAST}".encode(), name="faktura.txt"),
+        actor=dpo,
+    )
+    interaction_set_status(
+        interaction=complaint,
+        status="waiting",
+        actor=dpo,
+        note=f"Czekamy na zdjęcia od {FIRST}",
     )
     text = consent_text_current(
         purpose=consent_purpose("email_marketing"), language="pl"
@@ -256,12 +284,28 @@ class TestErase:
         self.dpo = make_staff("Data protection officer")
         return build_person(store, self.dpo)
 
-    def test_anonymises_and_keeps_orders(self, person, enqueued):
+    def test_anonymises_and_keeps_orders(
+        self, person, enqueued, django_capture_on_commit_callbacks
+    ):
         customer, request = person
         identity_ids = list(customer.identities.values_list("pk", flat=True))
         revenue_before = revenue()
         status = customer.status
-        customer_erase(customer=customer, actor=self.dpo, request=request)
+        attachment = InteractionAttachment.objects.get(interaction__customer=customer)
+        storage, file_name = attachment.file.storage, attachment.file.name
+        assert storage.exists(file_name)
+        with django_capture_on_commit_callbacks(execute=True):
+            customer_erase(customer=customer, actor=self.dpo, request=request)
+
+        # The support log keeps that there was a complaint and how it stands,
+        # not what was said nor the files.
+        (complaint,) = Interaction.objects.filter(customer=customer)
+        assert (complaint.kind, complaint.status) == ("complaint", "waiting")
+        assert (complaint.subject, complaint.body) == ("", "")
+        assert complaint.due_at is not None
+        assert not complaint.attachments.exists()
+        assert not storage.exists(file_name)
+        assert [c.note for c in complaint.changes.all()] == [""]
 
         customer.refresh_from_db()
         assert customer.erased_at is not None

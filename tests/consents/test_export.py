@@ -8,11 +8,13 @@ import zipfile
 from decimal import Decimal
 
 import pytest
+from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from consents.export import SCHEMA_VERSION, SECTIONS, csv_cell, customer_export
 from consents.models import AccessLog, ConsentEvent
 from consents.services import consent_grant, consent_text_current
+from customers.interactions import interaction_attach, interaction_log
 from customers.models import Event, Visitor
 from orders.models import Cart
 from tests.factories.consents import DataSubjectRequestFactory
@@ -71,6 +73,20 @@ def full_customer(store, purposes):
         value=Decimal("20.00"),
         items=[{"sku": "S1", "name": "Kubek", "quantity": 1}],
         updated_at=timezone.now(),
+    )
+    complaint = interaction_log(
+        customer=customer,
+        kind="complaint",
+        channel="phone",
+        actor=None,
+        subject="Pęknięty kubek",
+        body="@SUM(2+2) przyszedł pęknięty",
+        order=order,
+    )
+    interaction_attach(
+        interaction=complaint,
+        upload=ContentFile(b"zdjecie", name="kubek.txt"),
+        actor=None,
     )
     now = timezone.now()
     Visitor.objects.create(
@@ -145,7 +161,13 @@ def test_export_has_every_section(full_customer, make_staff):
     assert order["billing_address"]["city"] == "Kraków"
     assert order["lines"][0]["name"] == "@SUM(1+1)"
     assert document["carts"][0]["items"][0]["name"] == "Kubek"
-    assert document["interactions"] == []
+    (complaint,) = document["interactions"]
+    assert complaint["kind"] == "complaint"
+    assert complaint["subject"] == "Pęknięty kubek"
+    assert complaint["order_number"] == "ZAM/1"
+    assert complaint["status"] == "open"
+    assert complaint["due_at"]
+    assert complaint["attachments"] == ["kubek.txt"]
     assert document["messages"] == []
     assert len(document["events"]) == 25
     assert document["visitors"][0]["anonymous_id"] == "anon-1"
@@ -190,7 +212,8 @@ def test_csv_cells_are_formula_safe(full_customer, make_staff):
     assert len(read_csv(archive, "events")) == 25
     (address,) = read_csv(archive, "addresses")
     assert address["city"] == "Kraków"
-    assert read_csv(archive, "interactions") == []
+    (complaint,) = read_csv(archive, "interactions")
+    assert complaint["body"] == "'@SUM(2+2) przyszedł pęknięty"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,13 @@ from customers.demo import (
     DemoCalendar,
     demo_seed,
 )
-from customers.models import Address, AttributeDefinition, Customer, Store
+from customers.models import (
+    Address,
+    AttributeDefinition,
+    Customer,
+    Interaction,
+    Store,
+)
 from customers.validators import normalize_nip, normalize_phone
 from orders.models import Category, Order, OrderLine, Product
 
@@ -107,6 +113,22 @@ def test_orders_span_three_years_with_statuses_by_age(data):
     }
     order = Order.objects.exclude(shipping_address={}).first()
     assert {"street", "postcode", "city", "country"} <= set(order.shipping_address)
+
+
+def test_support_log_follows_the_orders(data):
+    interactions = Interaction.objects.all()
+    assert data.counts["interactions"] == interactions.count() > 0
+    assert set(interactions.values_list("kind", flat=True)) >= {"return", "review"}
+    # Every return is about a returned order of the same customer.
+    returns = interactions.filter(kind="return")
+    assert not returns.exclude(order__status="returned").exists()
+    assert not interactions.exclude(order__customer=F("customer")).exists()
+    # Complaints and returns are due 14 days after they came in; the settled ones
+    # have their closing time.
+    for interaction in interactions.with_status():
+        assert interaction.due_at - interaction.occurred_at == timedelta(days=14)
+        assert (interaction.resolved_at is None) == interaction.is_pending
+    assert not interactions.filter(kind="review", rating__isnull=True).exists()
 
 
 def test_contact_data_is_valid(data):
