@@ -15,6 +15,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("orders/", include("orders.urls")),
     path("imports/", include("customers.urls_imports")),
+    path("support/", include("customers.urls_support")),
     path("", include("consents.urls")),
     path("api/v1/", include("customers.api.urls")),
     path("api/v1/", include("orders.api.urls")),

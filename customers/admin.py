@@ -1,4 +1,4 @@
-"""Django admin for stores, tags, custom attributes and customers.
+"""Django admin for stores, tags, custom attributes, customers and the support log.
 
 Built for a million customers: no full COUNT(*) (see customers.paginators), search
 through ``Customer.objects.search`` (trigram indexes), sorting only by indexed columns,
@@ -21,10 +21,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.template.defaultfilters import filesizeformat
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
@@ -33,12 +38,21 @@ from import_export.admin import ImportExportMixin
 from import_export.forms import ConfirmImportForm, ImportForm
 
 from customers.importers.reading import CsvFormatError
+from customers.interactions import (
+    ALLOWED_TRANSITIONS,
+    interaction_assign,
+    interaction_log,
+    interaction_set_status,
+)
 from customers.models import (
     Address,
     ApiKey,
     AttributeDefinition,
     Customer,
     CustomerIdentity,
+    Interaction,
+    InteractionAttachment,
+    InteractionChange,
     Store,
     Tag,
     WebhookDelivery,
@@ -994,6 +1008,531 @@ class ApiKeyAdmin(admin.ModelAdmin):
             ngettext("Revoked %(count)d key.", "Revoked %(count)d keys.", revoked)
             % {"count": revoked},
         )
+
+
+# --- Support log (interactions) ----------------------------------------------------
+
+
+def _staff_users(*, keep=None) -> QuerySet:
+    """Who may be given a complaint: active staff, plus the one it already has."""
+    condition = Q(is_staff=True, is_active=True)
+    if keep is not None:
+        condition |= Q(pk=keep)
+    return get_user_model().objects.filter(condition).order_by("username")
+
+
+def _staff_label(user) -> str:
+    full_name = user.get_full_name()
+    return f"{full_name} ({user.get_username()})" if full_name else user.get_username()
+
+
+class _DryRun(Exception):  # noqa: N818 - not an error: undoes a trial service call
+    pass
+
+
+def _service_errors(form: forms.Form, call) -> None:
+    """Give ``form`` the errors the service ``call`` raises, writing nothing.
+
+    The service is the only judge of its rules, so the form asks it: ``call`` runs
+    in a savepoint that is always rolled back. ``save_model`` then makes the same
+    call for real; the admin's view runs both in one transaction.
+    """
+    try:
+        with transaction.atomic():
+            call()
+            raise _DryRun
+    except _DryRun:
+        pass
+    except ValidationError as error:
+        if not hasattr(error, "error_dict"):
+            form.add_error(None, error)
+            return
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+
+
+class InteractionLogForm(forms.ModelForm):
+    """Logging an interaction: checked and saved by ``interaction_log``."""
+
+    class Meta:
+        model = Interaction
+        fields = (
+            "customer",
+            "store",
+            "kind",
+            "channel",
+            "direction",
+            "occurred_at",
+            "subject",
+            "body",
+            "order",
+            "rating",
+            "rating_scale",
+            "assignee",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "assignee" in self.fields:
+            self.fields["assignee"].queryset = _staff_users()
+            self.fields["assignee"].label_from_instance = _staff_label
+            self.fields["assignee"].help_text = _("Complaints and returns only.")
+
+    def log_arguments(self) -> dict[str, Any]:
+        """What ``interaction_log`` is called with, but the actor."""
+        data = self.cleaned_data
+        return {
+            "customer": data["customer"],
+            "kind": data["kind"],
+            "channel": data["channel"],
+            "direction": data["direction"],
+            "subject": data.get("subject") or "",
+            "body": data.get("body") or "",
+            "order": data.get("order"),
+            "occurred_at": data.get("occurred_at"),
+            "rating": data.get("rating"),
+            "rating_scale": data.get("rating_scale") or "",
+            "assignee": data.get("assignee"),
+            "store": data.get("store"),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors:
+            _service_errors(
+                self, lambda: interaction_log(actor=None, **self.log_arguments())
+            )
+        return cleaned
+
+
+def _follow_up(
+    interaction: Interaction, data: dict[str, Any], changed: list[str], *, actor
+) -> None:
+    """The follow-up form's changes, each through its service."""
+    if "status" in changed:
+        interaction_set_status(
+            interaction=interaction,
+            status=data["status"],
+            actor=actor,
+            note=data.get("status_note") or "",
+        )
+    if "assignee" in changed:
+        interaction_assign(
+            interaction=interaction, assignee=data.get("assignee"), actor=actor
+        )
+
+
+class InteractionFollowUpForm(forms.ModelForm):
+    """A complaint's or return's status and assignee, changed by their services."""
+
+    status_note = forms.CharField(
+        label=_("Note on the status change"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Kept in the history with the change."),
+    )
+
+    class Meta:
+        model = Interaction
+        fields = ("status", "assignee")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "status" in self.fields:
+            # Only the moves ALLOWED_TRANSITIONS permits from where it is now.
+            current = self.instance.status
+            allowed = {current, *ALLOWED_TRANSITIONS.get(current, ())}
+            self.fields["status"].choices = [
+                (value, label)
+                for value, label in Interaction.Status.choices
+                if value in allowed
+            ]
+            self.fields["status"].required = True
+        else:  # a kind without status, or a read-only page
+            self.fields.pop("status_note", None)
+        if "assignee" in self.fields:
+            self.fields["assignee"].queryset = _staff_users(
+                keep=self.instance.assignee_id
+            )
+            self.fields["assignee"].label_from_instance = _staff_label
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors and self.instance.pk:
+
+            def follow_up() -> None:
+                # A fresh copy: the trial run must not touch the form's instance.
+                interaction = Interaction.objects.get(pk=self.instance.pk)
+                _follow_up(interaction, cleaned, self.changed_data, actor=None)
+
+            _service_errors(self, follow_up)
+        return cleaned
+
+
+class InteractionDueFilter(admin.SimpleListFilter):
+    title = _("answer due")
+    parameter_name = "due"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", _("Overdue")), ("pending", _("Open or waiting"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return queryset.overdue()
+        if self.value() == "pending":
+            return queryset.pending()
+        return queryset
+
+
+class InteractionAssigneeFilter(admin.SimpleListFilter):
+    """Me, nobody, or one of the staff: not a list of every user ever assigned."""
+
+    title = _("assignee")
+    parameter_name = "assignee"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("me", _("Me")),
+            ("nobody", _("Nobody")),
+            *((str(user.pk), _staff_label(user)) for user in _staff_users()),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "me":
+            return queryset.filter(assignee=request.user)
+        if value == "nobody":
+            return queryset.with_status().filter(assignee__isnull=True)
+        if value and value.isdigit():
+            return queryset.filter(assignee_id=int(value))
+        return queryset
+
+
+class InteractionChangeInline(admin.TabularInline):
+    """Who changed the status or the assignee, and when: read-only history."""
+
+    model = InteractionChange
+    extra = 0
+    can_delete = False
+    fields = ("changed_at", "field", "old_display", "new_display", "note", "actor")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("actor")
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @staticmethod
+    def _value(change: InteractionChange, value: str) -> str:
+        if change.field == InteractionChange.Field.STATUS and value:
+            return str(dict(Interaction.Status.choices).get(value, value))
+        return value or "—"
+
+    @admin.display(description=_("from"))
+    def old_display(self, change: InteractionChange) -> str:
+        return self._value(change, change.old_value)
+
+    @admin.display(description=_("to"))
+    def new_display(self, change: InteractionChange) -> str:
+        return self._value(change, change.new_value)
+
+
+class InteractionAttachmentInline(admin.TabularInline):
+    """The files, read-only; downloaded through the permission-checked view."""
+
+    model = InteractionAttachment
+    extra = 0
+    can_delete = False
+    fields = ("download", "content_type", "size_display", "uploaded_by", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("uploaded_by")
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("file"))
+    def download(self, attachment: InteractionAttachment) -> str:
+        try:
+            url = reverse("support:attachment", kwargs={"pk": attachment.pk})
+        except NoReverseMatch:  # the download view is not installed
+            return attachment.name
+        return format_html('<a href="{}">{}</a>', url, attachment.name)
+
+    @admin.display(description=_("size"))
+    def size_display(self, attachment: InteractionAttachment) -> str:
+        return filesizeformat(attachment.size)
+
+
+@admin.register(Interaction)
+class InteractionAdmin(admin.ModelAdmin):
+    """The support log. Writes go through ``customers.interactions`` only.
+
+    Adding calls ``interaction_log``; on a complaint or return the status and the
+    assignee change through ``interaction_set_status`` and ``interaction_assign``,
+    which keep the history. The rest of a logged interaction is a record, read-only,
+    as are the due date and the closing time the services compute.
+    """
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    list_display = (
+        "__str__",
+        "customer",
+        "kind",
+        "channel",
+        "status",
+        "due_display",
+        "assignee",
+        "store",
+        "occurred_at",
+    )
+    list_select_related = ("customer", "assignee", "store")
+    list_filter = (
+        "kind",
+        "status",
+        InteractionDueFilter,
+        "channel",
+        "store",
+        InteractionAssigneeFilter,
+    )
+    sortable_by = ("occurred_at", "due_display")
+    # The search box needs search_fields; get_search_results does the search.
+    search_fields = ("subject",)
+    search_help_text = _(
+        "The customer's email, phone, name or order number, or words of the subject."
+    )
+    autocomplete_fields = ("customer", "order")
+    actions = ("mark_resolved", "assign_to_me")
+    inlines = [InteractionChangeInline, InteractionAttachmentInline]
+
+    ADD_FIELDS = (
+        "customer",
+        "store",
+        ("kind", "channel", "direction"),
+        "occurred_at",
+        "subject",
+        "body",
+        "order",
+        ("rating", "rating_scale"),
+        "assignee",
+    )
+    RECORD_FIELDS = (
+        "customer",
+        "store",
+        ("kind", "channel", "direction"),
+        "occurred_at",
+        "subject",
+        "body",
+        "order",
+        ("rating", "rating_scale"),
+    )
+    READ_ONLY = (
+        "customer",
+        "store",
+        "kind",
+        "channel",
+        "direction",
+        "occurred_at",
+        "subject",
+        "body",
+        "order",
+        "rating",
+        "rating_scale",
+        "due_display",
+        "resolved_at",
+        "author",
+        "api_key",
+        "external_id",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return ((None, {"fields": self.ADD_FIELDS}),)
+        fieldsets = [(None, {"fields": self.RECORD_FIELDS})]
+        if obj.has_status:
+            follow_up = ["status", "assignee", ("due_display", "resolved_at")]
+            if self.has_change_permission(request, obj):
+                follow_up.insert(1, "status_note")
+            fieldsets.append((_("Follow-up"), {"fields": follow_up}))
+        fieldsets.append(
+            (
+                _("Origin of the entry"),
+                {
+                    "classes": ("collapse",),
+                    "fields": (
+                        ("author", "api_key"),
+                        "external_id",
+                        ("created_at", "updated_at"),
+                    ),
+                },
+            )
+        )
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return ()
+        if obj.has_status:
+            return self.READ_ONLY
+        return (*self.READ_ONLY, "status", "assignee")
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        kwargs["form"] = InteractionLogForm if obj is None else InteractionFollowUpForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_inlines(self, request: HttpRequest, obj=None):
+        return self.inlines if obj is not None else []
+
+    @admin.display(description=_("answer due by"), ordering="due_at")
+    def due_display(self, interaction: Interaction) -> str:
+        if interaction.due_at is None:
+            return "—"
+        due = date_format(
+            timezone.localtime(interaction.due_at), "SHORT_DATETIME_FORMAT"
+        )
+        if interaction.is_overdue():
+            return format_html(
+                '<strong class="overdue" style="color:#ba2121">{} ({})</strong>',
+                due,
+                _("overdue"),
+            )
+        return due
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # Customers through their own search (trigram index): an IN over their ids,
+        # no join, so no duplicates.
+        customers = Customer.objects.search(term).order_by().values("pk")
+        condition = (
+            Q(customer_id__in=customers)
+            | Q(subject__icontains=term)
+            | Q(external_id=term)
+        )
+        return queryset.filter(condition), False
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        if change:
+            _follow_up(obj, form.cleaned_data, form.changed_data, actor=request.user)
+            return
+        interaction = interaction_log(actor=request.user, **form.log_arguments())
+        # The admin goes on with ``obj`` (log entry, redirect): make it the saved row.
+        for field in Interaction._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(interaction, field.attname))
+        obj._state = interaction._state
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            # What a customer said is their personal data: the access log hears of it.
+            customer_id = (
+                Interaction.objects.filter(pk=object_id)
+                .values_list("customer_id", flat=True)
+                .first()
+            )
+            if customer_id is not None:
+                personal_data_accessed_send(
+                    sender=type(self),
+                    request=request,
+                    customer_ids=[customer_id],
+                    action="view",
+                    purpose="admin",
+                )
+        return response
+
+    @admin.action(description=_("Mark as resolved"), permissions=("change",))
+    def mark_resolved(self, request: HttpRequest, queryset: QuerySet) -> None:
+        resolved = skipped = 0
+        for interaction in queryset:
+            try:
+                changed = interaction_set_status(
+                    interaction=interaction,
+                    status=Interaction.Status.RESOLVED,
+                    actor=request.user,
+                )
+            except ValidationError:
+                changed = False
+            if changed:
+                resolved += 1
+            else:
+                skipped += 1
+        if resolved:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d interaction marked as resolved.",
+                    "%(count)d interactions marked as resolved.",
+                    resolved,
+                )
+                % {"count": resolved},
+                messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d skipped: only an open or waiting complaint or return "
+                    "can be resolved.",
+                    "%(count)d skipped: only open or waiting complaints and returns "
+                    "can be resolved.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Assign to me"), permissions=("change",))
+    def assign_to_me(self, request: HttpRequest, queryset: QuerySet) -> None:
+        assigned = skipped = 0
+        for interaction in queryset:
+            if not interaction.has_status:
+                skipped += 1
+                continue
+            assigned += interaction_assign(
+                interaction=interaction, assignee=request.user, actor=request.user
+            )
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d interaction is now yours.",
+                "%(count)d interactions are now yours.",
+                assigned,
+            )
+            % {"count": assigned},
+            messages.SUCCESS,
+        )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d skipped: only complaints and returns are assigned.",
+                    "%(count)d skipped: only complaints and returns are assigned.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )
 
 
 from customers import admin_imports  # noqa: E402, F401 - registers the ImportJob admin

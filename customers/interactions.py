@@ -20,14 +20,16 @@ within 14 days is deemed accepted, and a withdrawal must be refunded within 14 d
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import os
+import re
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -67,6 +69,16 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
+# Markup a browser recognises when it sniffs a text (the WHATWG sniffing patterns,
+# plus SVG and XML): such a "text file" is refused. Looked for in its first
+# kilobyte, where browsers sniff.
+_MARKUP = re.compile(
+    r"<(?:!doctype\s+html|!--|\?xml"
+    r"|(?:html|head|body|script|iframe|svg|object|embed|style|title|meta|link"
+    r"|form|img|div|table|font|h1|a|b|br|p)[\s/>])",
+    re.IGNORECASE,
+)
+_MARKUP_SCAN = 1024
 
 
 def interaction_log(
@@ -109,6 +121,16 @@ def interaction_log(
                     )
                 }
             )
+        if not can_be_assigned(assignee):
+            raise ValidationError(
+                {
+                    "assignee": ValidationError(
+                        _("%(user)s cannot work on complaints: not active staff.")
+                        % {"user": assignee.get_username()},
+                        code="not_staff",
+                    )
+                }
+            )
         interaction.assignee = assignee
     with transaction.atomic():
         interaction.save()
@@ -138,6 +160,45 @@ def interaction_upsert(
     complaint's status (staff move it).
     """
     external_id = (external_id or "").strip()
+    for attempt in range(2):
+        try:
+            return _interaction_upsert(
+                store=store,
+                customer=customer,
+                kind=kind,
+                api_key=api_key,
+                external_id=external_id,
+                channel=channel,
+                subject=subject,
+                body=body,
+                order=order,
+                occurred_at=occurred_at,
+                rating=rating,
+                rating_scale=rating_scale,
+            )
+        except IntegrityError:
+            # A concurrent post of the same id inserted it first (the unique
+            # index made this insert wait, then fail): update that one instead.
+            if attempt or not external_id:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _interaction_upsert(
+    *,
+    store: Store,
+    customer: Customer,
+    kind: str,
+    api_key: ApiKey | None,
+    external_id: str,
+    channel: str,
+    subject: str,
+    body: str,
+    order: Any,
+    occurred_at: dt.datetime | None,
+    rating: int | None,
+    rating_scale: str,
+) -> tuple[Interaction, bool]:
     with transaction.atomic():
         existing = (
             Interaction.objects.select_for_update()
@@ -288,8 +349,17 @@ def _apply(  # noqa: C901 - one check per field, all errors reported together
 
 
 def answer_due(received_at: dt.datetime) -> dt.datetime:
-    """When a complaint or return received at ``received_at`` must be answered."""
-    return received_at + dt.timedelta(days=ANSWER_DAYS)
+    """When a complaint or return received at ``received_at`` must be answered.
+
+    A term counted in days ends when its last day ends (Civil Code art. 111), in
+    the shop's time zone: a complaint received on 3 March at 10:00 is due by the
+    end of 17 March.
+    """
+    zone = timezone.get_default_timezone()
+    last_day = timezone.localtime(received_at, zone).date() + dt.timedelta(
+        days=ANSWER_DAYS
+    )
+    return dt.datetime.combine(last_day, dt.time(23, 59, 59), tzinfo=zone)
 
 
 def interaction_set_status(
@@ -337,6 +407,13 @@ def interaction_set_status(
     return True
 
 
+def can_be_assigned(user: Any) -> bool:
+    """Whether ``user`` may be given complaints: active staff who can see them."""
+    return bool(
+        user.is_active and user.is_staff and user.has_perm("customers.view_interaction")
+    )
+
+
 def interaction_assign(*, interaction: Interaction, assignee: Any, actor: Any) -> bool:
     """Give a complaint or return to ``assignee`` (None: nobody); whether it changed."""
     if not interaction.has_status:
@@ -345,6 +422,16 @@ def interaction_assign(*, interaction: Interaction, assignee: Any, actor: Any) -
                 "assignee": ValidationError(
                     _("Only complaints and returns are assigned."),
                     code="not_assignable",
+                )
+            }
+        )
+    if assignee is not None and not can_be_assigned(assignee):
+        raise ValidationError(
+            {
+                "assignee": ValidationError(
+                    _("%(user)s cannot work on complaints: not active staff.")
+                    % {"user": assignee.get_username()},
+                    code="not_staff",
                 )
             }
         )
@@ -426,10 +513,21 @@ def attachment_type(upload: File) -> str | None:
         return "image/webp"
     if b"\x00" in head:
         return None
+    # Valid UTF-8 throughout, read a chunk at a time (not the whole file at once).
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    text = ""
     try:
-        upload.read().decode("utf-8")
+        for chunk in upload.chunks():
+            decoded = decoder.decode(chunk)
+            if len(text) < _MARKUP_SCAN * 2:
+                text += decoded[: _MARKUP_SCAN * 2]
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return None
     finally:
         upload.seek(0)
+    if _MARKUP.search(text.lstrip("\ufeff \t\r\n\f")[:_MARKUP_SCAN]):
+        # HTML or SVG in a text file's clothes: a browser that sniffs it would
+        # render it, scripts and all.
+        return None
     return "text/plain"

@@ -4,7 +4,9 @@
 ``paginate_without_count`` and ``ExportView`` (a list's filter as a CSV or XLSX
 download) are used by the pages of every app to the right of this one. Orders are
 read through the reverse relation ``customer.orders`` only: customers sits left of
-orders in the layering and never imports from it.
+orders in the layering and never imports from it. The customer page's timeline is
+``customers.selectors.customer_timeline``; its quick log posts to the support desk's
+views (``customers.support_views``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,23 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Count,
+    Max,
+    Min,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import formats
+from django.utils.cache import patch_vary_headers
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 from django.views.generic import DetailView, RedirectView, TemplateView, View
@@ -33,8 +47,10 @@ from django_filters import FilterSet
 from customers.exports import FORMATS as EXPORT_FORMATS
 from customers.exports import ExportTable, customers_table, export_response
 from customers.filters import CustomerFilter
-from customers.models import AttributeDefinition, Customer
+from customers.forms import RECENT_ORDERS, QuickLogForm
+from customers.models import AttributeDefinition, Customer, CustomerIdentity
 from customers.paginators import table_row_estimate
+from customers.selectors import customer_timeline, timeline_sources
 from customers.signals import personal_data_accessed_send
 
 # The newest orders shown on a customer's page. A catch-all "guest" customer can hold
@@ -42,6 +58,21 @@ from customers.signals import personal_data_accessed_send
 CUSTOMER_PAGE_ORDERS = 250
 # The newest consent ledger entries shown on a customer's page.
 CUSTOMER_PAGE_CONSENT_EVENTS = 20
+# Entries on one page of a customer's timeline.
+TIMELINE_PER_PAGE = 25
+# The id of the element the timeline's htmx requests swap (and send as HX-Target).
+TIMELINE_TARGET = "timeline"
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    """Whether htmx sent the request (and wants a fragment, not a page).
+
+    A history restore (htmx found no copy of the page it goes back to) wants the
+    whole page.
+    """
+    return request.headers.get("HX-Request") == "true" and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
 
 
 class StaffPageMixin(LoginRequiredMixin, PermissionRequiredMixin):
@@ -341,8 +372,13 @@ class CustomerDetailView(StaffPageMixin, DetailView):
     permission_required = "customers.view_customer"
     template_name = "customers/customer_detail.html"
     context_object_name = "customer"
+    # Identities with their store in one query (a nested prefetch would take two).
     queryset = Customer.objects.prefetch_related(
-        "identities__store", "addresses", "tags"
+        Prefetch(
+            "identities", queryset=CustomerIdentity.objects.select_related("store")
+        ),
+        "addresses",
+        "tags",
     )
 
     def get_context_data(self, **kwargs):
@@ -372,11 +408,34 @@ class CustomerDetailView(StaffPageMixin, DetailView):
             can_change=self.request.user.has_perm("customers.change_customer"),
             can_view_orders=self.request.user.has_perm("orders.view_order"),
             **customer_consents_context(customer),
+            # The page's orders are the newest ones: the timeline's are among them.
+            **customer_timeline_context(
+                self.request, customer, known={"orders": orders}
+            ),
+            quick_log_form=(
+                QuickLogForm(customer=customer, recent_orders=orders[:RECENT_ORDERS])
+                if self.request.user.has_perm("customers.add_interaction")
+                else None
+            ),
         )
         return context
 
     def get(self, request, *args, **kwargs):
-        response = super().get(request, *args, **kwargs)
+        if is_htmx(request) and request.headers.get("HX-Target") == TIMELINE_TARGET:
+            # A filter or a page of the timeline (or its reload after a quick log):
+            # only the timeline, none of the rest of the page's queries.
+            self.object = get_object_or_404(Customer, pk=kwargs["pk"])
+            response = render(
+                request,
+                "customers/support/_timeline.html",
+                {
+                    "customer": self.object,
+                    **customer_timeline_context(request, self.object),
+                },
+            )
+        else:
+            response = super().get(request, *args, **kwargs)
+        patch_vary_headers(response, ["HX-Request", "HX-Target"])
         personal_data_accessed_send(
             sender=type(self),
             request=request,
@@ -384,6 +443,30 @@ class CustomerDetailView(StaffPageMixin, DetailView):
             action="view",
         )
         return response
+
+
+def customer_timeline_context(
+    request: HttpRequest, customer: Customer, *, known: dict | None = None
+) -> dict[str, Any]:
+    """What customers/support/_timeline.html shows: a page of the timeline, filtered.
+
+    ``?timeline=<source>`` picks a kind (orders, interactions, consents,
+    behaviour), ``?tpage=<n>`` the page; see ``customers.selectors``.
+    """
+    user = request.user
+    page = customer_timeline(
+        customer,
+        kinds=request.GET.getlist("timeline"),
+        page=request.GET.get("tpage"),
+        per_page=TIMELINE_PER_PAGE,
+        user=user,
+        known=known,
+    )
+    return {
+        "timeline": page,
+        "timeline_sources": timeline_sources(user),
+        "timeline_kind": page.kinds[0] if len(page.kinds) == 1 else "",
+    }
 
 
 def customer_consents_context(customer: Customer) -> dict[str, Any]:

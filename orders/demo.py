@@ -19,6 +19,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 
 from customers.demo import DemoCustomer, DemoRun, as_datetime, copy_model, reserve_ids
+from customers.interactions import answer_due
 from customers.models import Interaction
 from orders.models import Category, Order, OrderLine, Product
 
@@ -538,7 +539,6 @@ INTERACTION_FIELDS = (
 
 def _interactions(run: DemoRun, ids: list[int], orders: list[list]) -> None:
     rng, now = run.rng, run.calendar.now_ts
-    due = 14 * DAY
     rows = []
 
     def add(customer_id, store_id, kind, channel, text, order_id, at, **extra):
@@ -549,7 +549,7 @@ def _interactions(run: DemoRun, ids: list[int], orders: list[list]) -> None:
             (
                 customer_id, store_id, kind, channel, "inbound", subject, body,
                 order_id, as_datetime(at), status,
-                as_datetime(at + due) if status else None, _dt(resolved),
+                answer_due(as_datetime(at)) if status else None, _dt(resolved),
                 extra.get("rating"), "stars" if extra.get("rating") else "", "",
                 as_datetime(at), as_datetime(resolved or at),
             )

@@ -31,6 +31,11 @@ ROLE_GRANTS = [
         "PERMISSIONS",
     ),
     ("orders", "orders.migrations.0007_order_export_role_permissions", "PERMISSIONS"),
+    (
+        "customers",
+        "customers.migrations.0014_interaction_role_permissions",
+        "PERMISSIONS",
+    ),
 ]
 
 

@@ -5,7 +5,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api import ReadSerializer, StrictCharField, StrictSerializer
-from customers.models import Customer, Event
+from customers.interactions import BODY_LIMIT
+from customers.models import Customer, Event, Interaction
 from customers.services import EVENT_BATCH_LIMIT
 
 
@@ -199,3 +200,205 @@ class EventBatchResultSerializer(serializers.Serializer):
     duplicates = serializers.IntegerField(
         help_text=_("Events skipped: their external id was already stored.")
     )
+
+
+# --- Support log (interactions) ------------------------------------------------------
+
+# What the shop may post; conversations and notes are the staff's own log.
+SHOP_KINDS = (
+    Interaction.Kind.REVIEW,
+    Interaction.Kind.INQUIRY,
+    Interaction.Kind.COMPLAINT,
+    Interaction.Kind.RETURN,
+    Interaction.Kind.FEEDBACK,
+)
+SHOP_KIND_CHOICES = [
+    (value, label) for value, label in Interaction.Kind.choices if value in SHOP_KINDS
+]
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": list(SHOP_KINDS),
+        "description": "review, inquiry, complaint, return or feedback.",
+    },
+    component_name="InteractionKind",
+)
+class InteractionKindField(serializers.ChoiceField):
+    """The kinds the shop posts and reads; one named schema component."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=SHOP_KIND_CHOICES, **kwargs)
+
+
+@extend_schema_field(
+    {"type": "string", "enum": list(Interaction.Channel.values)},
+    component_name="InteractionChannel",
+)
+class InteractionChannelField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=Interaction.Channel.choices, **kwargs)
+
+
+class BlankAsNullMixin:
+    """An empty stored value ("") is answered as null: nothing, not an empty text."""
+
+    def to_representation(self, value):
+        if value in ("", None):
+            return None
+        return super().to_representation(value)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": list(Interaction.Status.values),
+        "description": (
+            "Complaints and returns only: open, waiting (for the customer), "
+            "resolved or rejected; null for the other kinds."
+        ),
+    },
+    component_name="InteractionStatus",
+)
+class InteractionStatusField(BlankAsNullMixin, serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=Interaction.Status.choices, **kwargs)
+
+
+@extend_schema_field(
+    {"type": "string", "enum": list(Interaction.RatingScale.values)},
+    component_name="RatingScale",
+)
+class RatingScaleField(BlankAsNullMixin, serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=Interaction.RatingScale.choices, **kwargs)
+
+
+class OptionalTextField(BlankAsNullMixin, serializers.CharField):
+    """Read-only text that may be empty; answered as null then."""
+
+
+class InteractionInputSerializer(StrictSerializer):
+    """A review, an inquiry or a complaint as the shop posts it.
+
+    The rules (rating scales, the order being the customer's, no future times, the
+    answer date) are interaction_upsert's; this checks types and lengths.
+    """
+
+    external_id = StrictCharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text=_(
+            "The shop's id of what is posted (the review's id). Posting it again "
+            "updates it instead of adding another, so a retry is safe."
+        ),
+    )
+    kind = InteractionKindField()
+    channel = InteractionChannelField(
+        default=Interaction.Channel.WEBSITE,
+        help_text=_("Where the customer wrote; the shop's website if left out."),
+    )
+    customer = CustomerInputSerializer(
+        help_text=_(
+            "Who wrote: found by the store's customer id, else by email, and created "
+            "or updated like PUT /customers/."
+        )
+    )
+    order = StrictCharField(
+        max_length=100,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text=_("The store's id of the order it is about, if any."),
+    )
+    subject = StrictCharField(max_length=200, required=False, allow_blank=True)
+    body = StrictCharField(
+        max_length=BODY_LIMIT,
+        required=False,
+        allow_blank=True,
+        help_text=_("What the customer wrote. Give a subject, a body or both."),
+    )
+    occurred_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text=_(
+            "When the customer sent it, ISO 8601; without an offset, Europe/Warsaw. "
+            "Now if left out. A complaint or return must be answered within 14 days "
+            "of it."
+        ),
+    )
+    rating = serializers.IntegerField(
+        min_value=0,
+        max_value=10,
+        required=False,
+        allow_null=True,
+        help_text=_("Reviews and feedback only: 1–5 stars or an NPS score 0–10."),
+    )
+    rating_scale = RatingScaleField(
+        required=False,
+        allow_null=True,
+        help_text=_("stars or nps; required with a rating."),
+    )
+
+
+class InteractionSerializer(ReadSerializer):
+    """An interaction as the calling store sees it (its own customer and order ids)."""
+
+    external_id = OptionalTextField(
+        read_only=True,
+        allow_null=True,
+        help_text=_("The shop's id, if it posted it."),
+    )
+    kind = InteractionKindField(read_only=True)
+    channel = InteractionChannelField(read_only=True)
+    customer_external_id = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text=_("The store's id of the customer, if it has one."),
+    )
+    order = serializers.CharField(
+        source="order_external_id",
+        read_only=True,
+        allow_null=True,
+        help_text=_("The store's id of the order it is about, if any."),
+    )
+    status = InteractionStatusField(read_only=True, allow_null=True)
+    due_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text=_(
+            "Complaints and returns: the date by which the shop answers, 14 days "
+            "after it was received. Null for the other kinds."
+        ),
+    )
+    resolved_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text=_("When it was resolved or rejected; null while pending."),
+    )
+    rating_scale = RatingScaleField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Interaction
+        fields = (
+            "id",
+            "external_id",
+            "kind",
+            "channel",
+            "customer",
+            "customer_external_id",
+            "order",
+            "subject",
+            "body",
+            "occurred_at",
+            "status",
+            "due_at",
+            "resolved_at",
+            "rating",
+            "rating_scale",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields

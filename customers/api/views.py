@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from django.db.models import Prefetch
+import django_filters
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, OuterRef, Prefetch, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,17 +16,24 @@ from config.api import (
     IdempotentPostMixin,
     PayloadTooLarge,
     ServiceTransactionsMixin,
+    StrictFilterSet,
     SyncCursorPagination,
+    UtcDateTimeFilter,
     validated_data,
 )
 from customers.api.serializers import (
+    SHOP_KIND_CHOICES,
+    SHOP_KINDS,
     CustomerInputSerializer,
     CustomerSerializer,
     EventBatchInputSerializer,
     EventBatchResultSerializer,
+    InteractionInputSerializer,
+    InteractionSerializer,
 )
 from customers.filters import CustomerApiFilter
-from customers.models import Customer, CustomerIdentity
+from customers.interactions import interaction_upsert
+from customers.models import ApiKey, Customer, CustomerIdentity, Interaction, Store
 from customers.services import EVENT_BATCH_LIMIT, customer_upsert, event_ingest
 from customers.signals import personal_data_accessed_send
 
@@ -216,3 +227,204 @@ class EventBatchView(ServiceTransactionsMixin, IdempotentPostMixin, APIView):
         data = validated_data(EventBatchInputSerializer, request.data)
         result = event_ingest(store=request.auth.store, events=data["events"])
         return Response(result, status=status.HTTP_202_ACCEPTED)
+
+
+# --- Support log (interactions) ------------------------------------------------------
+
+INTERACTION_EXAMPLE = OpenApiExample(
+    "A five-star review of an order",
+    value={
+        "external_id": "rev-5521",
+        "kind": "review",
+        "customer": {"external_id": "C-1", "email": "anna.nowak@example.pl"},
+        "order": "1001",
+        "subject": "Świetny kubek",
+        "body": "Dotarł cały i szybko, polecam.",
+        "occurred_at": "2026-03-02T09:30:00+01:00",
+        "rating": 5,
+        "rating_scale": "stars",
+    },
+    request_only=True,
+)
+COMPLAINT_EXAMPLE = OpenApiExample(
+    "A complaint from the shop's form",
+    value={
+        "external_id": "rma-311",
+        "kind": "complaint",
+        "customer": {"email": "jan.kowalski@example.pl", "first_name": "Jan"},
+        "order": "1002",
+        "subject": "Pęknięty kubek",
+        "body": "Kubek przyszedł pęknięty, w załączeniu zdjęcie opakowania.",
+    },
+    request_only=True,
+)
+
+
+class InteractionApiFilter(StrictFilterSet):
+    """Filters of GET /api/v1/interactions/ (the queryset is the key's store's)."""
+
+    customer = django_filters.CharFilter(
+        method="filter_customer", help_text=gettext_lazy("The store's customer id.")
+    )
+    kind = django_filters.ChoiceFilter(choices=SHOP_KIND_CHOICES)
+    status = django_filters.ChoiceFilter(choices=Interaction.Status.choices)
+    external_id = django_filters.CharFilter(
+        help_text=gettext_lazy("The shop's id of what it posted.")
+    )
+    updated_since = UtcDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text=gettext_lazy("Changed at or after this time (ISO 8601)."),
+    )
+
+    class Meta:
+        model = Interaction
+        fields = ("customer", "kind", "status", "external_id", "updated_since")
+
+    def filter_customer(self, queryset, name: str, value: str):
+        # (store, external id) is unique, so the join matches one identity at most.
+        return queryset.filter(
+            customer__identities__store=self.request.auth.store,
+            customer__identities__external_id=value,
+        )
+
+
+def _prefixed(error: ValidationError, prefix: str) -> ValidationError:
+    """The same errors with their fields under ``prefix`` (``customer.email``)."""
+    if hasattr(error, "error_dict"):
+        return ValidationError(
+            {f"{prefix}.{field}": errs for field, errs in error.error_dict.items()}
+        )
+    return ValidationError({prefix: error.error_list})
+
+
+class InteractionViewSet(
+    ServiceTransactionsMixin,
+    IdempotentPostMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Reviews, inquiries, complaints, returns and feedback of the key's store.
+
+    Staff conversations and notes, and what other stores posted, are not shown.
+    """
+
+    serializer_class = InteractionSerializer
+    filterset_class = InteractionApiFilter
+    pagination_class = SyncCursorPagination
+    # Any path segment reaches the view, which answers a bad id with the API's 404.
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Interaction.objects.none()
+        return self._annotated(self.request.auth.store).filter(
+            kind__in=SHOP_KINDS, customer__erased_at__isnull=True
+        )
+
+    def _annotated(self, store: Store):
+        return (
+            Interaction.objects.filter(store=store)
+            .annotate(
+                customer_external_id=Subquery(
+                    CustomerIdentity.objects.filter(
+                        store=store, customer=OuterRef("customer_id")
+                    )
+                    .order_by("pk")
+                    .values("external_id")[:1]
+                ),
+                order_external_id=F("order__external_id"),
+            )
+            .order_by("updated_at", "id")
+        )
+
+    def _log_read(self, request, interactions) -> None:
+        """What customers wrote is their personal data: reading it is logged."""
+        personal_data_accessed_send(
+            sender=type(self),
+            request=request,
+            customer_ids={interaction.customer_id for interaction in interactions},
+            action="api_read",
+            purpose="interactions",
+        )
+
+    @extend_schema(summary="List the store's reviews, inquiries and complaints")
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        self._log_read(request, page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(summary="Get one review, inquiry or complaint with its status")
+    def retrieve(self, request, pk: str):
+        interaction = generics.get_object_or_404(self.get_queryset(), pk=pk)
+        self._log_read(request, [interaction])
+        return Response(InteractionSerializer(interaction).data)
+
+    @extend_schema(
+        request=InteractionInputSerializer,
+        responses={200: InteractionSerializer, 201: InteractionSerializer},
+        examples=[INTERACTION_EXAMPLE, COMPLAINT_EXAMPLE],
+        summary="Post a review, an inquiry, a complaint, a return or feedback",
+        description=(
+            "201 when it is new, 200 when `external_id` names one the store posted "
+            "before: that one is updated (text, rating, order), and sending the same "
+            "again changes nothing. Its kind and customer cannot change (400 "
+            "`external_id_taken`), nor can a complaint's status, which the staff "
+            "move. A complaint or return is answered with `status` `open` and "
+            "`due_at`, the date by which the shop must answer (14 days after "
+            "`occurred_at`), to show the customer."
+        ),
+    )
+    def create(self, request):
+        data = validated_data(InteractionInputSerializer, request.data)
+        store = request.auth.store
+        order = self._order(store, data.get("order"))
+        # One transaction: a refused interaction leaves no new customer behind.
+        with transaction.atomic():
+            customer = self._customer(store, data["customer"], request.auth)
+            interaction, created = interaction_upsert(
+                store=store,
+                customer=customer,
+                api_key=request.auth,
+                kind=data["kind"],
+                external_id=data.get("external_id", ""),
+                channel=data["channel"],
+                subject=data.get("subject", ""),
+                body=data.get("body", ""),
+                order=order,
+                occurred_at=data.get("occurred_at"),
+                rating=data.get("rating"),
+                rating_scale=data.get("rating_scale") or "",
+            )
+        return Response(
+            InteractionSerializer(self._annotated(store).get(pk=interaction.pk)).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @staticmethod
+    def _order(store: Store, external_id: str | None):
+        external_id = (external_id or "").strip()
+        if not external_id:
+            return None
+        # Orders sit right of customers: the model through the relation, not imported.
+        order_model = Interaction._meta.get_field("order").related_model
+        order = order_model.objects.filter(store=store, external_id=external_id).first()
+        if order is None:
+            raise ValidationError(
+                {
+                    "order": ValidationError(
+                        _("The store has no order with this id."), code="not_found"
+                    )
+                }
+            )
+        return order
+
+    @staticmethod
+    def _customer(store: Store, customer_data: dict, api_key: ApiKey) -> Customer:
+        try:
+            customer, _created = customer_upsert(
+                store=store, actor=api_key, **customer_data
+            )
+        except ValidationError as error:
+            raise _prefixed(error, "customer") from None
+        return customer

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Exists, Func, OuterRef, Q, TextField, Value
+from django.db.models import Exists, F, Func, OuterRef, Q, TextField, Value
 from django.db.models.functions import Cast, Coalesce, Concat, Lower, Upper
 from django.db.models.lookups import Regex
 from django.utils.translation import gettext_lazy as _
@@ -214,48 +217,146 @@ class CustomerQuerySet(models.QuerySet):
         return self.filter(email__iexact=email)
 
     def search(self, query: str) -> CustomerQuerySet:
-        """Customers matching one search box: email, phone, name or order number.
+        """Customers matching the search box: email, phone, name, order or external id.
 
-        Each word must match the email, first name, last name or company; a query that
-        parses as a phone number also matches the phone, and any query matches the
-        number or external id of the customer's orders.
+        The rule (``CustomerSearchTerms`` takes the query apart):
+
+        - every word of three characters or more, folded as ``search_fold`` folds it
+          ("Żółk" -> "zolk"), must be contained in ``search_document()`` (email,
+          first and last name, company; the ``customer_search_trgm`` index). Shorter
+          words cannot use a trigram index and are ignored; a query of short words
+          only matches no names;
+        - a query of digits and phone punctuation ("601 234 567", "+48 601-234-567",
+          "0048601234567", "#100001") is a phone, order number or external id, never
+          a name: it matches the phone exactly when it parses as one, and the phone's
+          digits anywhere when it has 6 digits or more (no leading "#");
+        - any query matches the email exactly (case-insensitively), and the customers
+          of orders whose number is the query (case-insensitive, with or without a
+          leading "#") or whose external id is the query, and of store identities
+          whose external id is the query.
+
+        An empty query leaves the queryset as it is. Every match is a condition on
+        the customer row (no join to many): no duplicates.
         """
-        query = (query or "").strip()
-        if not query:
+        if not (query or "").strip():
             return self
-        condition = Q()
-        for word in query.split():
-            condition &= (
-                Q(email__icontains=word)
-                | Q(first_name__icontains=word)
-                | Q(last_name__icontains=word)
-                | Q(company__icontains=word)
-            )
-        digits = "".join(ch for ch in query if ch.isdigit())
-        if len(digits) >= 6:
-            try:
-                condition |= Q(phone=normalize_phone(query))
-            except Exception:  # noqa: BLE001, S110 - not a phone number, search on
-                pass
-            condition |= Q(phone__contains=digits)
-        # Resolved first: a subquery inside the OR would keep PostgreSQL from
-        # combining the trigram indexes and make it scan every customer.
-        order_customer_ids = _order_customer_ids(query)
-        if order_customer_ids:
-            condition |= Q(pk__in=order_customer_ids)
-        return self.filter(condition)
+        return CustomerSearchTerms.parse(query).apply(self)
 
 
-def _order_customer_ids(query: str, limit: int = 100) -> list[int]:
+# A query made only of digits and what people write between them is a phone number,
+# an order number or an external id, never a name: "601 234 567", "+48 (601) 234-567",
+# "#100001".
+_NUMERIC_QUERY = re.compile(r"#?[\d\s+()./-]+")
+# pg_trgm indexes three-character pieces: a shorter word cannot use the index and
+# would make PostgreSQL read all of it.
+SEARCH_MIN_WORD_LENGTH = 3
+# Fewer digits than that match too many phones to be worth showing.
+SEARCH_MIN_PHONE_DIGITS = 6
+# Customers resolved from orders and identities; more is a catch-all, not a match.
+_SEARCH_RESOLVED_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class CustomerSearchTerms:
+    """One search-box query taken apart, as ``CustomerQuerySet.search`` applies it.
+
+    ``exact`` is what a unique or btree index finds exactly (the email, the phone,
+    customers resolved from order numbers and external ids); ``partial`` is the
+    words in ``search_document()`` and the phone's digits (trigram indexes). Either
+    may be empty. ``order_numbers`` maps a customer found through an order to that
+    order's number. The live search shows exact matches first, from these parts.
+    """
+
+    exact: Q
+    partial: Q
+    order_numbers: dict[int, str]
+
+    @classmethod
+    def parse(cls, query: str) -> CustomerSearchTerms:
+        """Take ``query`` apart; resolves order numbers and external ids (1 query)."""
+        query = (query or "").replace("\x00", "").strip()
+        if not query:
+            return cls(exact=Q(), partial=Q(), order_numbers={})
+        exact = Q()
+        partial = Q()
+        numeric = _NUMERIC_QUERY.fullmatch(query) is not None
+        if "@" in query:
+            exact |= Q(email__iexact=query)
+        if numeric:
+            digits = "".join(ch for ch in query if ch.isdigit())
+            if len(digits) >= SEARCH_MIN_PHONE_DIGITS and not query.startswith("#"):
+                try:
+                    exact |= Q(phone=normalize_phone(query))
+                except ValidationError:
+                    pass  # not a whole phone number; its digits may be part of one
+                partial |= Q(phone__contains=digits)
+        else:
+            words = [
+                word
+                for word in search_fold(query).split()
+                if len(word) >= SEARCH_MIN_WORD_LENGTH
+            ]
+            if words:
+                partial |= Q.create(
+                    [("search_document__contains", word) for word in words]
+                )
+        # Resolved to ids first: "pk IN (SELECT ...)" inside the OR would keep
+        # PostgreSQL from combining the indexes in one bitmap OR, and it would read
+        # every customer instead.
+        resolved = _search_resolve(query)
+        if resolved:
+            exact |= Q(pk__in=list(resolved))
+        order_numbers = {pk: number for pk, number in resolved.items() if number}
+        return cls(exact=exact, partial=partial, order_numbers=order_numbers)
+
+    def apply(
+        self, queryset: CustomerQuerySet, *, exact: bool = True, partial: bool = True
+    ) -> CustomerQuerySet:
+        """``queryset`` narrowed to the exact matches, the partial ones or both."""
+        condition = (self.exact if exact else Q()) | (self.partial if partial else Q())
+        if not condition:
+            return queryset.none()
+        # The expression exactly as customer_search_trgm indexes it, or the planner
+        # does not see the index.
+        return queryset.alias(search_document=search_document()).filter(condition)
+
+
+def _search_resolve(query: str) -> dict[int, str]:
+    """Customer id -> matched order number ("" for an identity) for ``query``.
+
+    One query over the unique or btree indexes: orders by UPPER(number) (with and
+    without a leading "#") or external id, identities by (store, external id) for
+    every store (the store list is tiny; ``store_id IN`` lets the unique index
+    serve each store).
+    """
     from django.apps import apps
 
     # Orders are referenced by name: customers sits left of orders in the layering.
     order_model = apps.get_model("orders", "Order")
-    return list(
-        order_model.objects.filter(Q(number__iexact=query) | Q(external_id=query))
-        .values_list("customer_id", flat=True)
-        .distinct()[:limit]
+    bare = query.removeprefix("#")
+    numbers = {bare, f"#{bare}"} if bare else {query}
+    number_condition = Q.create(
+        [("number__iexact", number) for number in sorted(numbers)], connector=Q.OR
     )
+    orders = (
+        order_model.objects.filter(number_condition | Q(external_id=query))
+        .order_by()
+        .annotate(matched_number=F("number"))
+        .values_list("customer_id", "matched_number")[:_SEARCH_RESOLVED_LIMIT]
+    )
+    identities = (
+        CustomerIdentity.objects.filter(
+            store_id__in=Store.objects.order_by().values("pk"), external_id=query
+        )
+        .order_by()
+        .annotate(matched_number=Value("", output_field=models.CharField()))
+        .values_list("customer_id", "matched_number")[:_SEARCH_RESOLVED_LIMIT]
+    )
+    resolved: dict[int, str] = {}
+    for customer_id, number in orders.union(identities, all=True):
+        if number or customer_id not in resolved:
+            resolved[customer_id] = number
+    return resolved
 
 
 class Customer(models.Model):

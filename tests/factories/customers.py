@@ -1,9 +1,8 @@
-import datetime as dt
-
 import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
+from customers.interactions import answer_due
 from customers.models import (
     Address,
     Customer,
@@ -75,9 +74,7 @@ class InteractionFactory(DjangoModelFactory):
         complaint = factory.Trait(
             kind=Interaction.Kind.COMPLAINT,
             status=Interaction.Status.OPEN,
-            due_at=factory.LazyAttribute(
-                lambda o: o.occurred_at + dt.timedelta(days=14)
-            ),
+            due_at=factory.LazyAttribute(lambda o: answer_due(o.occurred_at)),
         )
 
     customer = factory.SubFactory(CustomerFactory)
