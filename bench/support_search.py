@@ -251,11 +251,11 @@ def _generate(store_id: int) -> dict[str, int]:
             [ROWS],
         )
         email_local = (
-            f"CASE mod(n, 4) WHEN 0 THEN lower(translate(first_name, {fold}))"
-            f" || '.' || lower(translate(last_name, {fold}))"
-            f" WHEN 1 THEN lower(translate(left(first_name, 1) || last_name, {fold}))"
-            f" WHEN 2 THEN lower(translate(last_name || '.' || first_name, {fold}))"
-            f" ELSE lower(translate(first_name || last_name, {fold})) END"
+            f"CASE mod(n, 4) WHEN 0 THEN translate(lower(first_name), {fold})"
+            f" || '.' || translate(lower(last_name), {fold})"
+            f" WHEN 1 THEN translate(lower(left(first_name, 1) || last_name), {fold})"
+            f" WHEN 2 THEN translate(lower(last_name || '.' || first_name), {fold})"
+            f" ELSE translate(lower(first_name || last_name), {fold}) END"
         )
         phone = (
             f"CASE WHEN mod(n, 10) = 3 THEN '' ELSE '+48' || {_pick(MOBILE, 'n', 4)}"

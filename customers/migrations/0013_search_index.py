@@ -26,29 +26,34 @@ class Migration(migrations.Migration):
             model_name="customer",
             index=django.contrib.postgres.indexes.GinIndex(
                 django.contrib.postgres.indexes.OpClass(
-                    django.db.models.functions.text.Lower(
+                    django.db.models.functions.text.Concat(
+                        django.db.models.functions.text.Lower(
+                            django.db.models.functions.comparison.Coalesce(
+                                "email", models.Value("")
+                            )
+                        ),
+                        models.Value(" "),
                         models.Func(
-                            django.db.models.functions.text.Concat(
-                                django.db.models.functions.comparison.Coalesce(
-                                    "email", models.Value("")
-                                ),
-                                models.Value(" "),
-                                "first_name",
-                                models.Value(" "),
-                                "last_name",
-                                models.Value(" "),
-                                "company",
-                                output_field=models.TextField(),
+                            django.db.models.functions.text.Lower(
+                                django.db.models.functions.text.Concat(
+                                    "first_name",
+                                    models.Value(" "),
+                                    "last_name",
+                                    models.Value(" "),
+                                    "company",
+                                    output_field=models.TextField(),
+                                )
                             ),
                             models.Value(
-                                "ąćęłńóśźżäöüßáàâãåăčçďéèêëěėíìîïįľĺňñòôõőøřŕšșşťțţúùûůűūųýÿžĄĆĘŁŃÓŚŹŻÄÖÜÁÀÂÃÅĂČÇĎÉÈÊËĚĖÍÌÎÏĮĽĹŇÑÒÔÕŐØŘŔŠȘŞŤȚŢÚÙÛŮŰŪŲÝŸŽ"
+                                "ąćęłńóśźżäöüßáčďéěíňřšťúůýžľĺŕôőűàâèêëîïçñĄĆĘŁŃÓŚŹŻ"
                             ),
                             models.Value(
-                                "acelnoszzaousaaaaaaccdeeeeeeiiiiillnnooooorrssstttuuuuuuuyyzACELNOSZZAOUAAAAAACCDEEEEEEIIIIILLNNOOOOORRSSSTTTUUUUUUUYYZ"
+                                "acelnoszzaousacdeeinrstuuyzllroouaaeeeiicnacelnoszz"
                             ),
                             function="translate",
                             output_field=models.TextField(),
-                        )
+                        ),
+                        output_field=models.TextField(),
                     ),
                     name="gin_trgm_ops",
                 ),
