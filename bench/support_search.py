@@ -210,7 +210,11 @@ def _generate(store_id: int) -> dict[str, int]:
     from django.db import connection, transaction
 
     from customers.models import Address, Customer, CustomerIdentity
-    from customers.models.customer import SEARCH_FOLD_FROM, SEARCH_FOLD_TO
+    from customers.models.customer import (
+        SEARCH_FOLD_FROM,
+        SEARCH_FOLD_MARKS,
+        SEARCH_FOLD_TO,
+    )
     from orders.models import Order
 
     tables = [
@@ -220,7 +224,15 @@ def _generate(store_id: int) -> dict[str, int]:
         Order._meta.db_table,
     ]
     female_surnames = [_female(s) for s in SURNAMES]
-    fold = f"'{SEARCH_FOLD_FROM}', '{SEARCH_FOLD_TO}'"
+
+    def fold(text: str) -> str:
+        """SQL folding ``text`` as search_fold does: an email's ASCII local part."""
+        decomposed = f"normalize(lower({text}), NFD)"
+        bare = f"regexp_replace({decomposed}, '{SEARCH_FOLD_MARKS}', '', 'g')"
+        return f"translate({bare}, '{SEARCH_FOLD_FROM}', '{SEARCH_FOLD_TO}')"
+
+    dotted = "last_name || '.' || first_name"
+
     rows = {}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
@@ -251,11 +263,11 @@ def _generate(store_id: int) -> dict[str, int]:
             [ROWS],
         )
         email_local = (
-            f"CASE mod(n, 4) WHEN 0 THEN translate(lower(first_name), {fold})"
-            f" || '.' || translate(lower(last_name), {fold})"
-            f" WHEN 1 THEN translate(lower(left(first_name, 1) || last_name), {fold})"
-            f" WHEN 2 THEN translate(lower(last_name || '.' || first_name), {fold})"
-            f" ELSE translate(lower(first_name || last_name), {fold}) END"
+            f"CASE mod(n, 4) WHEN 0 THEN {fold('first_name')}"
+            f" || '.' || {fold('last_name')}"
+            f" WHEN 1 THEN {fold('left(first_name, 1) || last_name')}"
+            f" WHEN 2 THEN {fold(dotted)}"
+            f" ELSE {fold('first_name || last_name')} END"
         )
         phone = (
             f"CASE WHEN mod(n, 10) = 3 THEN '' ELSE '+48' || {_pick(MOBILE, 'n', 4)}"

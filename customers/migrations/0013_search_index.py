@@ -1,8 +1,9 @@
 """One folded trigram index for the search box instead of four.
 
 Email, first name, last name and company had an UPPER() trigram index each; the
-search box now matches every word against one folded text (customers.models.
-customer.search_document: "zolkiewska" finds "Żółkiewska"). Built and dropped
+search box now matches every word against one text: the email, and the names and
+company with their letters folded to base (customers.models.customer.
+search_document: "zolkiewska" finds "Żółkiewska"). Built and dropped
 concurrently: on a large base the customers stay writable meanwhile.
 """
 
@@ -33,25 +34,33 @@ class Migration(migrations.Migration):
                             )
                         ),
                         models.Value(" "),
-                        models.Func(
-                            django.db.models.functions.text.Lower(
-                                django.db.models.functions.text.Concat(
-                                    "first_name",
-                                    models.Value(" "),
-                                    "last_name",
-                                    models.Value(" "),
-                                    "company",
+                        django.db.models.functions.text.Lower(
+                            models.Func(
+                                models.Func(
+                                    models.Func(
+                                        django.db.models.functions.text.Concat(
+                                            "first_name",
+                                            models.Value(" "),
+                                            "last_name",
+                                            models.Value(" "),
+                                            "company",
+                                            output_field=models.TextField(),
+                                        ),
+                                        function="normalize",
+                                        output_field=models.TextField(),
+                                        template="%(function)s(%(expressions)s, NFD)",
+                                    ),
+                                    models.Value("[\\u0300-\\u036f]"),
+                                    models.Value(""),
+                                    models.Value("g"),
+                                    function="regexp_replace",
                                     output_field=models.TextField(),
-                                )
-                            ),
-                            models.Value(
-                                "ąćęłńóśźżäöüßáčďéěíňřšťúůýžľĺŕôőűàâèêëîïçñĄĆĘŁŃÓŚŹŻ"
-                            ),
-                            models.Value(
-                                "acelnoszzaousacdeeinrstuuyzllroouaaeeeiicnacelnoszz"
-                            ),
-                            function="translate",
-                            output_field=models.TextField(),
+                                ),
+                                models.Value("łŁßøØđĐ"),
+                                models.Value("lLsoOdD"),
+                                function="translate",
+                                output_field=models.TextField(),
+                            )
                         ),
                         output_field=models.TextField(),
                     ),

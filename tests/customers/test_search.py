@@ -11,6 +11,7 @@ from django.urls import NoReverseMatch, reverse
 
 from customers import search_views
 from customers.models import Customer
+from customers.models.customer import search_document, search_fold
 from customers.search_views import LIVE_SEARCH_LIMIT, within_budget
 from tests.factories.customers import (
     AddressFactory,
@@ -416,3 +417,28 @@ def test_each_result_links_to_the_quick_log(client, support, jadwiga):
         pytest.skip("support:quick_log is not routed yet")
     response = client.get(SEARCH, {"q": "zolkiewska"}, **HTMX)
     assert f'href="{log_url}"' in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("last_name", "typed"),
+    [
+        ("Żółkiewska", "zolkiewska"),
+        ("ŻÓŁKIEWSKA", "Żółk"),
+        ("Dvořák", "dvorak"),
+        ("Müller-Lüdenscheidt", "ludensch"),
+        ("Øster", "oster"),
+        ("Đorđević", "dordevic"),
+        ("Hétfő", "hetfo"),
+    ],
+)
+def test_letters_fold_the_same_in_python_and_in_the_index(last_name, typed):
+    customer = CustomerFactory(last_name=last_name, email=None)
+    assert list(Customer.objects.search(typed)) == [customer]
+    stored = (
+        Customer.objects.annotate(document=search_document())
+        .filter(pk=customer.pk)
+        .values_list("document", flat=True)
+        .get()
+    )
+    assert search_fold(last_name) in stored
