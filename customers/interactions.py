@@ -220,26 +220,17 @@ def _interaction_upsert(
                         )
                     }
                 )
-            before = _comparable(existing)
-            _apply(
-                existing,
-                kind=kind,
-                channel=channel,
-                direction=Interaction.Direction.INBOUND,
-                subject=subject,
-                body=body,
-                order=order,
-                occurred_at=occurred_at or existing.occurred_at,
-                rating=rating,
-                rating_scale=rating_scale,
-                keep_due=True,
+            interaction, before = existing, _comparable(existing)
+        else:
+            interaction, before = (
+                Interaction(
+                    customer=customer,
+                    store=store,
+                    api_key=api_key,
+                    external_id=external_id,
+                ),
+                None,
             )
-            if _comparable(existing) != before:
-                existing.save()
-            return existing, False
-        interaction = Interaction(
-            customer=customer, store=store, api_key=api_key, external_id=external_id
-        )
         _apply(
             interaction,
             kind=kind,
@@ -248,12 +239,14 @@ def _interaction_upsert(
             subject=subject,
             body=body,
             order=order,
-            occurred_at=occurred_at,
+            occurred_at=occurred_at or interaction.occurred_at,
             rating=rating,
             rating_scale=rating_scale,
+            keep_due=before is not None,  # received once: due once
         )
-        interaction.save()
-    return interaction, True
+        if before is None or _comparable(interaction) != before:
+            interaction.save()
+    return interaction, before is None
 
 
 def _comparable(interaction: Interaction) -> tuple:

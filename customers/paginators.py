@@ -54,3 +54,30 @@ class EstimatedCountPaginator(Paginator):
                 return estimate
         # Ordering is irrelevant to a count and may force a sort of every match.
         return queryset.order_by().values("pk")[: self.count_limit + 1].count()
+
+
+class PageLinks:
+    """Previous/next links of a page that knows its number and whether more follow.
+
+    For pages found without counting (``number``, ``has_next``): what Django's
+    ``Page`` offers the pagination partial, minus the page count.
+    """
+
+    number: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_next or self.has_previous
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1

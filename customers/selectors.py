@@ -49,6 +49,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from customers.models import Customer, Event
+from customers.paginators import PageLinks
 
 #: The columns every source's rows give, in this order (the UNION lines them up).
 ROW_FIELDS = (
@@ -161,7 +162,7 @@ class TimelineEntry:
 
 
 @dataclass
-class TimelinePage:
+class TimelinePage(PageLinks):
     """One page of a timeline; whether older entries exist, without counting them."""
 
     entries: list[TimelineEntry]
@@ -169,22 +170,6 @@ class TimelinePage:
     per_page: int
     has_next: bool
     kinds: tuple[str, ...]
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_other_pages(self) -> bool:
-        return self.has_next or self.has_previous
-
-    @property
-    def next_page_number(self) -> int:
-        return self.number + 1
-
-    @property
-    def previous_page_number(self) -> int:
-        return self.number - 1
 
     def __iter__(self):
         return iter(self.entries)

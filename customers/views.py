@@ -49,7 +49,7 @@ from customers.exports import ExportTable, customers_table, export_response
 from customers.filters import CustomerFilter
 from customers.forms import RECENT_ORDERS, QuickLogForm
 from customers.models import AttributeDefinition, Customer, CustomerIdentity
-from customers.paginators import table_row_estimate
+from customers.paginators import PageLinks, table_row_estimate
 from customers.selectors import customer_timeline, timeline_sources
 from customers.signals import personal_data_accessed_send
 
@@ -91,7 +91,7 @@ class StaffPageMixin(LoginRequiredMixin, PermissionRequiredMixin):
 
 
 @dataclass
-class CheapPage:
+class CheapPage(PageLinks):
     """One page of a list, found without counting the whole list.
 
     ``paginate_without_count`` fetches ``per_page + 1`` rows: the extra row only says
@@ -106,22 +106,6 @@ class CheapPage:
     number: int
     per_page: int
     has_next: bool
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_other_pages(self) -> bool:
-        return self.has_next or self.has_previous
-
-    @property
-    def next_page_number(self) -> int:
-        return self.number + 1
-
-    @property
-    def previous_page_number(self) -> int:
-        return self.number - 1
 
     @property
     def start_index(self) -> int:
