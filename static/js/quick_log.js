@@ -64,10 +64,6 @@
   }
 
   document.addEventListener("keydown", function (event) {
-    var box = panel();
-    if (!box) {
-      return;
-    }
     var form = event.target.closest && event.target.closest("form[data-quick-log]");
     if (form && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
@@ -76,6 +72,10 @@
       } else {
         form.submit();
       }
+      return;
+    }
+    var box = panel();
+    if (!box) {
       return;
     }
     if (form && event.key === "Escape" && box.tagName.toLowerCase() === "details") {
@@ -119,8 +119,16 @@
     true
   );
 
-  // htmx put in a new form (emptied after a success, or with errors): keep typing.
-  // Only after the quick log's own request: a timeline reload leaves focus alone.
+  // htmx put in a new form (emptied after a success, or with errors): keep typing
+  // in the same place (the customer page's panel or the search's dialog). Only
+  // after the quick log's own request: a timeline reload leaves focus alone.
+  var host = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var source = event.detail && event.detail.elt;
+    if (source && source.matches && source.matches("form[data-quick-log]")) {
+      host = source.parentNode;
+    }
+  });
   document.addEventListener("htmx:afterSwap", function (event) {
     var config = event.detail && event.detail.requestConfig;
     var source = config && config.elt;
@@ -128,9 +136,28 @@
       return;
     }
     setUp(document);
-    var form = document.querySelector("form[data-quick-log]");
-    if (form) {
-      focusFirst(form.parentNode);
+    focusFirst(host || document);
+  });
+
+  // The search results' "Log" link loads the form into the dialog of base.html:
+  // open it there, cursor in the first field; Esc closes it (the browser's own).
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    var dialog = target && target.closest && target.closest("dialog[data-quick-log-dialog]");
+    if (!dialog) {
+      return;
+    }
+    setUp(dialog);
+    if (!dialog.open) {
+      dialog.showModal();
+    }
+    focusFirst(dialog);
+  });
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest && event.target.closest("[data-dialog-close]");
+    var dialog = close && close.closest("dialog");
+    if (dialog) {
+      dialog.close();
     }
   });
 

@@ -116,3 +116,41 @@ def test_support_logs_a_complaint_from_a_phone_call(
     assert "Halina Żółkiewska" in row.inner_text()
     page.screenshot(path=SHOTS.format("queue"), full_page=True)
     assert errors == []
+
+
+def test_support_logs_from_a_search_result_without_leaving_the_page(
+    live_server, page, make_staff, caller
+):
+    make_staff("Support", username="beata")
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if message.type == "error" else None
+        ),
+    )
+    page.goto(live_server.url + "/login/?next=/orders/")
+    page.get_by_label("Nazwa użytkownika").fill("beata")
+    page.get_by_label("Hasło").fill("test-pass-123")
+    page.get_by_role("button", name="Zaloguj się").click()
+    page.wait_for_url(re.compile(r"/orders/$"))
+
+    search = page.get_by_role("searchbox", name="Szukaj klientów i zamówień")
+    search.press_sequentially("zolkiew", delay=30)
+    result = page.locator(".searchresult", has_text="Żółkiewska")
+    result.get_by_role("link", name="Zapisz kontakt").click()
+
+    dialog = page.get_by_role("dialog", name="Zapisz kontakt")
+    dialog.wait_for()
+    dialog.get_by_label("Rodzaj").select_option("inquiry")
+    dialog.get_by_label("Temat").fill("Pyta o termin dostawy")
+    dialog.get_by_label("Temat").press("Enter")
+    dialog.get_by_role("status").filter(has_text="Zapytanie").wait_for()
+    page.screenshot(path=SHOTS.format("dialog"), full_page=True)
+
+    assert page.url.endswith("/orders/")
+    inquiry = Interaction.objects.get(customer=caller)
+    assert (inquiry.kind, inquiry.subject) == ("inquiry", "Pyta o termin dostawy")
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    assert errors == []
