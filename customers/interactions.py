@@ -24,6 +24,7 @@ import codecs
 import datetime as dt
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -41,6 +42,7 @@ from customers.models import (
     InteractionChange,
     Store,
 )
+from customers.services import customer_upsert, errors_prefixed
 
 Kind = Interaction.Kind
 Status = Interaction.Status
@@ -182,6 +184,50 @@ def interaction_upsert(
             if attempt or not external_id:
                 raise
     raise AssertionError("unreachable")
+
+
+def interaction_post(
+    *,
+    store: Store,
+    api_key: ApiKey | None,
+    customer: Mapping[str, Any],
+    order_external_id: str = "",
+    **fields: Any,
+) -> tuple[Interaction, bool]:
+    """What the shop posts through the API, with the customer as it describes them.
+
+    One transaction: the customer is created or updated as orders and carts do
+    (``customer_upsert``, errors under ``customer.<field>``), the order is the
+    store's by its id, then :func:`interaction_upsert`. A refused interaction
+    leaves no new customer behind.
+    """
+    with transaction.atomic():
+        order = _store_order(store, order_external_id)
+        try:
+            person, _created = customer_upsert(store=store, actor=api_key, **customer)
+        except ValidationError as error:
+            raise errors_prefixed(error, "customer") from None
+        return interaction_upsert(
+            store=store, customer=person, api_key=api_key, order=order, **fields
+        )
+
+
+def _store_order(store: Store, external_id: str) -> Any:
+    external_id = (external_id or "").strip()
+    if not external_id:
+        return None
+    # Orders sit right of customers: the model through the relation, not imported.
+    order_model = Interaction._meta.get_field("order").related_model
+    order = order_model.objects.filter(store=store, external_id=external_id).first()
+    if order is None:
+        raise ValidationError(
+            {
+                "order": ValidationError(
+                    _("The store has no order with this id."), code="not_found"
+                )
+            }
+        )
+    return order
 
 
 def _interaction_upsert(

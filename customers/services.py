@@ -295,6 +295,19 @@ def _clean_keys(
     return external_id, email, phone
 
 
+def errors_prefixed(error: ValidationError, prefix: str) -> ValidationError:
+    """The same errors with their fields under ``prefix`` (``customer.email``).
+
+    For a service that upserts a customer on the way: its errors name where in
+    the caller's input they are.
+    """
+    if hasattr(error, "error_dict"):
+        return ValidationError(
+            {f"{prefix}.{field}": errs for field, errs in error.error_dict.items()}
+        )
+    return ValidationError({prefix: error.error_list})
+
+
 def customer_upsert(
     *,
     store: Store | None = None,

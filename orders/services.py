@@ -18,7 +18,7 @@ from psycopg import sql
 
 from config import rawsql
 from customers.models import Customer, Store
-from customers.services import customer_mark_buyer, customer_upsert
+from customers.services import customer_mark_buyer, customer_upsert, errors_prefixed
 from orders.models import Cart, Category, Order, OrderLine, Product
 
 CENT = Decimal("0.01")
@@ -343,9 +343,7 @@ def _order_upsert(
                 **{**customer_data, "status": Customer.Status.BUYER},
             )
         except ValidationError as error:
-            raise ValidationError(
-                {f"customer.{field}": errs for field, errs in error.error_dict.items()}
-            ) from None
+            raise errors_prefixed(error, "customer") from None
     elif customer.status == Customer.Status.LEAD and customer_mark_buyer(
         customer=customer
     ):
@@ -477,15 +475,6 @@ CART_ITEM_LIMIT = 200
 # outrank every later update.
 CART_FUTURE_TOLERANCE = dt.timedelta(days=1)
 CART_ITEM_FIELDS = frozenset({"sku", "name", "quantity", "unit_price"})
-
-
-def _prefixed(error: ValidationError, prefix: str) -> ValidationError:
-    """The same errors with their fields under ``prefix`` (``customer.email``)."""
-    if hasattr(error, "error_dict"):
-        return ValidationError(
-            {f"{prefix}.{field}": errs for field, errs in error.error_dict.items()}
-        )
-    return ValidationError({prefix: error.error_list})
 
 
 def _cart_item(line: Mapping[str, Any]) -> dict[str, Any]:
@@ -662,7 +651,7 @@ def _cart_upsert(
                 store=store, savepoint=False, **customer_data
             )
         except ValidationError as error:
-            raise _prefixed(error, "customer") from None
+            raise errors_prefixed(error, "customer") from None
     if customer is not None:
         values["customer"] = customer
     if cart is None:

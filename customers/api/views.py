@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import F, OuterRef, Prefetch, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
@@ -32,8 +30,8 @@ from customers.api.serializers import (
     InteractionSerializer,
 )
 from customers.filters import CustomerApiFilter
-from customers.interactions import interaction_upsert
-from customers.models import ApiKey, Customer, CustomerIdentity, Interaction, Store
+from customers.interactions import interaction_post
+from customers.models import Customer, CustomerIdentity, Interaction, Store
 from customers.services import EVENT_BATCH_LIMIT, customer_upsert, event_ingest
 from customers.signals import personal_data_accessed_send
 
@@ -289,15 +287,6 @@ class InteractionApiFilter(StrictFilterSet):
         )
 
 
-def _prefixed(error: ValidationError, prefix: str) -> ValidationError:
-    """The same errors with their fields under ``prefix`` (``customer.email``)."""
-    if hasattr(error, "error_dict"):
-        return ValidationError(
-            {f"{prefix}.{field}": errs for field, errs in error.error_dict.items()}
-        )
-    return ValidationError({prefix: error.error_list})
-
-
 class InteractionViewSet(
     ServiceTransactionsMixin,
     IdempotentPostMixin,
@@ -378,53 +367,21 @@ class InteractionViewSet(
     def create(self, request):
         data = validated_data(InteractionInputSerializer, request.data)
         store = request.auth.store
-        order = self._order(store, data.get("order"))
-        # One transaction: a refused interaction leaves no new customer behind.
-        with transaction.atomic():
-            customer = self._customer(store, data["customer"], request.auth)
-            interaction, created = interaction_upsert(
-                store=store,
-                customer=customer,
-                api_key=request.auth,
-                kind=data["kind"],
-                external_id=data.get("external_id", ""),
-                channel=data["channel"],
-                subject=data.get("subject", ""),
-                body=data.get("body", ""),
-                order=order,
-                occurred_at=data.get("occurred_at"),
-                rating=data.get("rating"),
-                rating_scale=data.get("rating_scale") or "",
-            )
+        interaction, created = interaction_post(
+            store=store,
+            api_key=request.auth,
+            customer=data["customer"],
+            order_external_id=data.get("order") or "",
+            kind=data["kind"],
+            external_id=data.get("external_id", ""),
+            channel=data["channel"],
+            subject=data.get("subject", ""),
+            body=data.get("body", ""),
+            occurred_at=data.get("occurred_at"),
+            rating=data.get("rating"),
+            rating_scale=data.get("rating_scale") or "",
+        )
         return Response(
             InteractionSerializer(self._annotated(store).get(pk=interaction.pk)).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
-
-    @staticmethod
-    def _order(store: Store, external_id: str | None):
-        external_id = (external_id or "").strip()
-        if not external_id:
-            return None
-        # Orders sit right of customers: the model through the relation, not imported.
-        order_model = Interaction._meta.get_field("order").related_model
-        order = order_model.objects.filter(store=store, external_id=external_id).first()
-        if order is None:
-            raise ValidationError(
-                {
-                    "order": ValidationError(
-                        _("The store has no order with this id."), code="not_found"
-                    )
-                }
-            )
-        return order
-
-    @staticmethod
-    def _customer(store: Store, customer_data: dict, api_key: ApiKey) -> Customer:
-        try:
-            customer, _created = customer_upsert(
-                store=store, actor=api_key, **customer_data
-            )
-        except ValidationError as error:
-            raise _prefixed(error, "customer") from None
-        return customer
