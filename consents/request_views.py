@@ -41,6 +41,7 @@ from consents.requests import (
     dsr_max_extension,
     dsr_set_status,
 )
+from customers.forms import add_service_errors
 from customers.models import Customer
 from customers.views import StaffPageMixin, paginate_without_count
 
@@ -95,14 +96,6 @@ def _error_text(error: ValidationError) -> str:
             str(message) for errors in error.message_dict.values() for message in errors
         )
     return " ".join(str(message) for message in error.messages)
-
-
-def _form_errors(form: forms.Form, error: ValidationError) -> None:
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for field, errors in error.error_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 # --- Forms -----------------------------------------------------------------------
@@ -256,7 +249,7 @@ class RequestCreateView(StaffPageMixin, FormView):
         try:
             request = dsr_create(actor=self.request.user, **form.cleaned_data)
         except ValidationError as error:
-            _form_errors(form, error)
+            add_service_errors(form, error)
             return self.form_invalid(form)
         messages.success(self.request, _("The request is registered."))
         return HttpResponseRedirect(

@@ -37,9 +37,11 @@ from django.utils.translation import ngettext
 from import_export.admin import ImportExportMixin
 from import_export.forms import ConfirmImportForm, ImportForm
 
+from customers.forms import add_service_errors, user_label
 from customers.importers.reading import CsvFormatError
 from customers.interactions import (
     ALLOWED_TRANSITIONS,
+    assignable_staff,
     interaction_assign,
     interaction_log,
     interaction_set_status,
@@ -1014,16 +1016,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 def _staff_users(*, keep=None) -> QuerySet:
-    """Who may be given a complaint: active staff, plus the one it already has."""
-    condition = Q(is_staff=True, is_active=True)
+    """Who may be given a complaint, plus the one it already has."""
+    condition = Q(pk__in=assignable_staff().values("pk"))
     if keep is not None:
         condition |= Q(pk=keep)
     return get_user_model().objects.filter(condition).order_by("username")
-
-
-def _staff_label(user) -> str:
-    full_name = user.get_full_name()
-    return f"{full_name} ({user.get_username()})" if full_name else user.get_username()
 
 
 class _DryRun(Exception):  # noqa: N818 - not an error: undoes a trial service call
@@ -1044,11 +1041,7 @@ def _service_errors(form: forms.Form, call) -> None:
     except _DryRun:
         pass
     except ValidationError as error:
-        if not hasattr(error, "error_dict"):
-            form.add_error(None, error)
-            return
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
+        add_service_errors(form, error)
 
 
 class InteractionLogForm(forms.ModelForm):
@@ -1075,7 +1068,7 @@ class InteractionLogForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "assignee" in self.fields:
             self.fields["assignee"].queryset = _staff_users()
-            self.fields["assignee"].label_from_instance = _staff_label
+            self.fields["assignee"].label_from_instance = user_label
             self.fields["assignee"].help_text = _("Complaints and returns only.")
 
     def log_arguments(self) -> dict[str, Any]:
@@ -1154,7 +1147,7 @@ class InteractionFollowUpForm(forms.ModelForm):
             self.fields["assignee"].queryset = _staff_users(
                 keep=self.instance.assignee_id
             )
-            self.fields["assignee"].label_from_instance = _staff_label
+            self.fields["assignee"].label_from_instance = user_label
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -1194,7 +1187,7 @@ class InteractionAssigneeFilter(admin.SimpleListFilter):
         return [
             ("me", _("Me")),
             ("nobody", _("Nobody")),
-            *((str(user.pk), _staff_label(user)) for user in _staff_users()),
+            *((str(user.pk), user_label(user)) for user in _staff_users()),
         ]
 
     def queryset(self, request, queryset):

@@ -15,13 +15,12 @@ from typing import Any
 from django import forms
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
-from customers.interactions import ALLOWED_TRANSITIONS, BODY_LIMIT
+from customers.interactions import ALLOWED_TRANSITIONS, BODY_LIMIT, assignable_staff
 from customers.models import Customer, Interaction, Store
 
 Kind = Interaction.Kind
@@ -151,24 +150,6 @@ def _store_for(customer: Customer, order: Any) -> Store | None:
 # --- The complaints queue and the interaction page ------------------------------
 
 
-def interaction_staff() -> QuerySet:
-    """Active users who may see interactions: whom a complaint can be given to."""
-    permission = Permission.objects.filter(
-        content_type__app_label="customers", codename="view_interaction"
-    )
-    return (
-        get_user_model()
-        .objects.filter(is_active=True)
-        .filter(
-            Q(is_superuser=True)
-            | Q(user_permissions__in=permission)
-            | Q(groups__permissions__in=permission)
-        )
-        .distinct()
-        .order_by("username")
-    )
-
-
 def user_label(user: Any) -> str:
     full_name = user.get_full_name()
     return f"{full_name} ({user.get_username()})" if full_name else user.get_username()
@@ -217,7 +198,7 @@ class QueueFilterForm(forms.Form):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        self.staff = {str(u.pk): u for u in interaction_staff()}
+        self.staff = {str(u.pk): u for u in assignable_staff()}
         self.fields["assignee"].choices = [
             ("", _("Anyone")),
             (self.ASSIGNEE_ME, _("Me")),
@@ -292,7 +273,7 @@ class AssignForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("prefix", "assign")
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = interaction_staff()
+        self.fields["assignee"].queryset = assignable_staff()
 
 
 class AttachmentForm(forms.Form):

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
+from customers.forms import add_service_errors
 from customers.importers.formats import AUTO
 from customers.imports import (
     ACTIVE,
@@ -56,14 +57,6 @@ DELIMITER_LABELS = {
     "\t": gettext_lazy("tab"),
     "|": gettext_lazy("vertical bar ( | )"),
 }
-
-
-def _form_errors(form: forms.Form, error: ValidationError) -> None:
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for name, errors in error.error_dict.items():
-        form.add_error(name if name in form.fields else None, errors)
 
 
 def _error_text(error: ValidationError) -> str:
@@ -173,7 +166,7 @@ class ImportUploadView(StaffPageMixin, FormView):
                 actor=self.request.user,
             )
         except ValidationError as error:
-            _form_errors(form, error)
+            add_service_errors(form, error)
             return self.form_invalid(form)
         messages.success(
             self.request, _("The file is uploaded; it is being checked now.")

@@ -28,9 +28,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -450,6 +453,24 @@ def can_be_assigned(user: Any) -> bool:
     """Whether ``user`` may be given complaints: active staff who can see them."""
     return bool(
         user.is_active and user.is_staff and user.has_perm("customers.view_interaction")
+    )
+
+
+def assignable_staff() -> QuerySet:
+    """The users :func:`can_be_assigned` allows, by username: the assignee choices."""
+    permission = Permission.objects.filter(
+        content_type__app_label="customers", codename="view_interaction"
+    )
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, is_staff=True)
+        .filter(
+            Q(is_superuser=True)
+            | Q(user_permissions__in=permission)
+            | Q(groups__permissions__in=permission)
+        )
+        .distinct()
+        .order_by("username")
     )
 
 
