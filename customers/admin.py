@@ -482,6 +482,22 @@ class StoreImportExportMixin(ImportExportMixin):
 # --- Customer admin ------------------------------------------------------------------
 
 
+class ReadOnlyTabularInline(admin.TabularInline):
+    """Rows shown with their parent, never added, changed or deleted there."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 class AddressInline(admin.StackedInline):
     model = Address
     form = AddressForm
@@ -1201,26 +1217,15 @@ class InteractionAssigneeFilter(admin.SimpleListFilter):
         return queryset
 
 
-class InteractionChangeInline(admin.TabularInline):
+class InteractionChangeInline(ReadOnlyTabularInline):
     """Who changed the status or the assignee, and when: read-only history."""
 
     model = InteractionChange
-    extra = 0
-    can_delete = False
     fields = ("changed_at", "field", "old_display", "new_display", "note", "actor")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("actor")
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @staticmethod
     def _value(change: InteractionChange, value: str) -> str:
@@ -1237,26 +1242,15 @@ class InteractionChangeInline(admin.TabularInline):
         return self._value(change, change.new_value)
 
 
-class InteractionAttachmentInline(admin.TabularInline):
+class InteractionAttachmentInline(ReadOnlyTabularInline):
     """The files, read-only; downloaded through the permission-checked view."""
 
     model = InteractionAttachment
-    extra = 0
-    can_delete = False
     fields = ("download", "content_type", "size_display", "uploaded_by", "created_at")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("uploaded_by")
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.display(description=_("file"))
     def download(self, attachment: InteractionAttachment) -> str:

@@ -117,25 +117,7 @@ def interaction_log(
         rating_scale=rating_scale,
     )
     if assignee is not None:
-        if not interaction.has_status:
-            raise ValidationError(
-                {
-                    "assignee": ValidationError(
-                        _("Only complaints and returns are assigned."),
-                        code="not_assignable",
-                    )
-                }
-            )
-        if not can_be_assigned(assignee):
-            raise ValidationError(
-                {
-                    "assignee": ValidationError(
-                        _("%(user)s cannot work on complaints: not active staff.")
-                        % {"user": assignee.get_username()},
-                        code="not_staff",
-                    )
-                }
-            )
+        _check_assignee(interaction, assignee)
         interaction.assignee = assignee
     with transaction.atomic():
         interaction.save()
@@ -474,27 +456,23 @@ def assignable_staff() -> QuerySet:
     )
 
 
+def _check_assignee(interaction: Interaction, assignee: Any) -> None:
+    """Only complaints and returns are assigned, and only to can_be_assigned staff."""
+    if not interaction.has_status:
+        message, code = _("Only complaints and returns are assigned."), "not_assignable"
+    elif assignee is not None and not can_be_assigned(assignee):
+        message = _("%(user)s cannot work on complaints: not active staff.") % {
+            "user": assignee.get_username()
+        }
+        code = "not_staff"
+    else:
+        return
+    raise ValidationError({"assignee": ValidationError(message, code=code)})
+
+
 def interaction_assign(*, interaction: Interaction, assignee: Any, actor: Any) -> bool:
     """Give a complaint or return to ``assignee`` (None: nobody); whether it changed."""
-    if not interaction.has_status:
-        raise ValidationError(
-            {
-                "assignee": ValidationError(
-                    _("Only complaints and returns are assigned."),
-                    code="not_assignable",
-                )
-            }
-        )
-    if assignee is not None and not can_be_assigned(assignee):
-        raise ValidationError(
-            {
-                "assignee": ValidationError(
-                    _("%(user)s cannot work on complaints: not active staff.")
-                    % {"user": assignee.get_username()},
-                    code="not_staff",
-                )
-            }
-        )
+    _check_assignee(interaction, assignee)
     with transaction.atomic():
         locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
         old = locked.assignee

@@ -23,7 +23,11 @@ from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from customers.admin import CustomerAdmin, StoreImportExportMixin
+from customers.admin import (
+    CustomerAdmin,
+    ReadOnlyTabularInline,
+    StoreImportExportMixin,
+)
 from customers.models import Customer
 from customers.paginators import EstimatedCountPaginator
 from orders.models import Category, Order, OrderLine, Product
@@ -106,10 +110,8 @@ class ProductAdmin(admin.ModelAdmin):
         return money(product.price, product.currency)
 
 
-class OrderLineInline(admin.TabularInline):
+class OrderLineInline(ReadOnlyTabularInline):
     model = OrderLine
-    extra = 0
-    can_delete = False
     fields = (
         "position",
         "sku",
@@ -128,15 +130,6 @@ class OrderLineInline(admin.TabularInline):
             return "—"
         url = reverse("admin:orders_product_change", args=[line.product_id])
         return format_html('<a href="{}">{}</a>', url, _("Product"))
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Order)

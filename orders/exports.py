@@ -15,11 +15,11 @@ from operator import attrgetter
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, QuerySet
 
 from customers.exports import ExportTable
 from customers.importers.formats import ORDER_ADDRESS_PARTS, ORDER_FIELDS
-from customers.models import Customer, CustomerIdentity
+from customers.models import Customer, identity_external_id
 from orders.models import Order, OrderLine
 
 #: Part of an order's address snapshot -> the keys platforms write it under, best
@@ -144,16 +144,10 @@ def order_rows(order_id: int) -> list[dict[str, Any]]:
 
 
 def _with_row_data(queryset: QuerySet[Order]) -> QuerySet[Order]:
-    identity = (
-        CustomerIdentity.objects.filter(
-            customer=OuterRef("customer_id"), store=OuterRef("store_id")
-        )
-        .order_by("pk")
-        .values("external_id")[:1]
-    )
+    identity = identity_external_id(OuterRef("customer_id"), OuterRef("store_id"))
     return (
         queryset.select_related("customer")
-        .annotate(export_customer_external_id=Subquery(identity))
+        .annotate(export_customer_external_id=identity)
         .prefetch_related(
             Prefetch(
                 "lines",

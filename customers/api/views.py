@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import F, OuterRef, Prefetch, Subquery
+from django.db.models import F, OuterRef, Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -31,7 +31,13 @@ from customers.api.serializers import (
 )
 from customers.filters import CustomerApiFilter
 from customers.interactions import interaction_post
-from customers.models import Customer, CustomerIdentity, Interaction, Store
+from customers.models import (
+    Customer,
+    CustomerIdentity,
+    Interaction,
+    Store,
+    identity_external_id,
+)
 from customers.services import EVENT_BATCH_LIMIT, customer_upsert, event_ingest
 from customers.signals import personal_data_accessed_send
 
@@ -315,12 +321,8 @@ class InteractionViewSet(
         return (
             Interaction.objects.filter(store=store)
             .annotate(
-                customer_external_id=Subquery(
-                    CustomerIdentity.objects.filter(
-                        store=store, customer=OuterRef("customer_id")
-                    )
-                    .order_by("pk")
-                    .values("external_id")[:1]
+                customer_external_id=identity_external_id(
+                    OuterRef("customer_id"), store
                 ),
                 order_external_id=F("order__external_id"),
             )

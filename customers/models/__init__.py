@@ -8,6 +8,7 @@ from customers.models.customer import (
     Store,
     Tag,
     currency_validator,
+    identity_external_id,
 )
 from customers.models.events import Event, Visitor
 from customers.models.imports import ImportJob
@@ -39,4 +40,5 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "currency_validator",
+    "identity_external_id",
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -10,7 +11,7 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Exists, F, Func, OuterRef, Q, TextField, Value
+from django.db.models import Exists, F, Func, OuterRef, Q, Subquery, TextField, Value
 from django.db.models.functions import Cast, Coalesce, Concat, Lower, Upper
 from django.db.models.lookups import Regex
 from django.utils.translation import gettext_lazy as _
@@ -570,6 +571,18 @@ class CustomerIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store.code}:{self.external_id}"
+
+
+def identity_external_id(customer: Any, store: Any) -> Subquery:
+    """The customer's id in the store (the first, if several), for ``annotate()``.
+
+    ``customer`` and ``store`` are values or ``OuterRef``s of the outer query.
+    """
+    return Subquery(
+        CustomerIdentity.objects.filter(customer=customer, store=store)
+        .order_by("pk")
+        .values("external_id")[:1]
+    )
 
 
 class Address(models.Model):

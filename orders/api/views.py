@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db.models import F, OuterRef, Prefetch, Subquery
+from django.db.models import F, OuterRef, Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -15,7 +15,7 @@ from config.api import (
     SyncCursorPagination,
     validated_data,
 )
-from customers.models import CustomerIdentity
+from customers.models import CustomerIdentity, identity_external_id
 from customers.signals import personal_data_accessed_send
 from orders.api.serializers import (
     BulkResultSerializer,
@@ -169,12 +169,8 @@ class OrderViewSet(IdempotentPostMixin, mixins.ListModelMixin, StoreScopedViewSe
         return (
             Order.objects.in_store(store)
             .annotate(
-                customer_external_id=Subquery(
-                    CustomerIdentity.objects.filter(
-                        store=store, customer=OuterRef("customer_id")
-                    )
-                    .order_by("pk")
-                    .values("external_id")[:1]
+                customer_external_id=identity_external_id(
+                    OuterRef("customer_id"), store
                 ),
                 cart_external_id=F("cart__external_id"),
             )
