@@ -27,7 +27,7 @@ from django.views import View
 
 from customers.models import Address, Customer
 from customers.models.customer import CustomerSearchTerms
-from customers.views import StaffPageMixin
+from customers.views import StaffPageMixin, is_htmx
 
 # Results under the box; the rest is one click away in the customer list.
 LIVE_SEARCH_LIMIT = 8
@@ -139,7 +139,7 @@ class CustomerSearchView(StaffPageMixin, View):
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         query = request.GET.get("q", "").strip()[:QUERY_MAX_LENGTH]
-        if not request.headers.get("HX-Request"):
+        if not is_htmx(request):
             # A bookmarked or opened-in-a-new-tab fragment URL: the page it stands for.
             url = reverse("customers:list")
             if query:
