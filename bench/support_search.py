@@ -30,7 +30,7 @@ import statistics
 import time
 from collections import defaultdict
 
-from bench import _harness
+from bench import _harness, _sql
 
 NAME = "support_search"
 ROWS = int(os.environ.get("BENCH_SUPPORT_SEARCH_ROWS", "1000000"))
@@ -130,76 +130,6 @@ def _female(surname: str) -> str:
     return surname[:-1] + "a" if surname.endswith(("ski", "cki", "dzki")) else surname
 
 
-def _array(values: list[str]) -> str:
-    """A SQL text array literal of ``values`` (fixed names, no quotes in them)."""
-    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
-
-
-def _uniform(n: str, salt: int) -> str:
-    """SQL: a number in [0, 1) from the row number ``n``, the same on every run."""
-    return f"((hashint8extended({n}, {SEED + salt}) & 2147483647)::float8 / 2147483648)"
-
-
-def _pick(values: list[str], n: str, salt: int, *, skew: float = 1.0) -> str:
-    """SQL: one of ``values`` for row ``n``; ``skew`` > 1 favours the first ones."""
-    index = f"floor({len(values)} * power({_uniform(n, salt)}, {skew}))::int + 1"
-    return f"({_array(values)})[{index}]"
-
-
-def _insert(cursor, model, values: dict[str, str], source: str, params=()) -> int:
-    """INSERT INTO model's table SELECT ``values`` FROM ``source``; rows inserted.
-
-    Columns not in ``values`` get the field's default (``now()`` for automatic
-    timestamps), NULL when nullable: the statement follows the model's fields.
-    ``values`` hold no placeholders (defaults take them, in column order);
-    ``params`` are those of ``source``.
-    """
-    from django.db import connection
-
-    columns, expressions, arguments = [], [], []
-    for field in model._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        if field.column in values:
-            expression = values[field.column]
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            expression = "now()"
-        elif field.null:
-            continue
-        else:
-            default = field.get_default()
-            if default is None:
-                raise RuntimeError(f"{model.__name__}.{field.name} needs a value")
-            expression = "%s"
-            arguments.append(field.get_db_prep_save(default, connection))
-            if isinstance(default, list):
-                expression = f"%s::{field.db_type(connection)}"
-        columns.append(f'"{field.column}"')
-        expressions.append(expression)
-    cursor.execute(
-        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "  # noqa: S608
-        f"SELECT {', '.join(expressions)} FROM {source}",
-        [*arguments, *params],
-    )
-    return cursor.rowcount
-
-
-def _secondary_indexes(cursor, tables: list[str]) -> list[tuple[str, str]]:
-    """(name, definition) of the tables' indexes that back no constraint."""
-    cursor.execute(
-        """
-        SELECT i.indexname, i.indexdef FROM pg_indexes i
-        WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)
-          AND NOT EXISTS (
-            SELECT 1 FROM pg_constraint c
-            WHERE c.conindid = (quote_ident(i.schemaname) || '.'
-                                || quote_ident(i.indexname))::regclass)
-        """,
-        [tables],
-    )
-    return cursor.fetchall()
-
-
 def _generate(store_id: int) -> dict[str, int]:
     """The customers, addresses, identities and orders, in SQL; rows per table.
 
@@ -239,20 +169,20 @@ def _generate(store_id: int) -> dict[str, int]:
         # Foreign keys checked at each statement's end, not at commit: an index
         # cannot be built on a table with checks pending.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        indexes = _secondary_indexes(cursor, tables)
+        indexes = _sql.secondary_indexes(cursor, tables)
         for name, _definition in indexes:
             cursor.execute(f'DROP INDEX "{name}"')
         # One in two is a woman; surnames skewed (Nowak far more common than
         # Żółkiewski), one in 50,000 the rare one.
-        woman = f"({_uniform('n', 1)} < 0.5)"
+        woman = f"({_sql.uniform('n', 1)} < 0.5)"
         surname = (
             f"CASE WHEN mod(n, 50000) = 7 THEN '{RARE_SURNAME}'"
-            f" WHEN {woman} THEN {_pick(female_surnames, 'n', 2, skew=1.6)}"
-            f" ELSE {_pick(SURNAMES, 'n', 2, skew=1.6)} END"
+            f" WHEN {woman} THEN {_sql.pick(female_surnames, 'n', 2, skew=1.6)}"
+            f" ELSE {_sql.pick(SURNAMES, 'n', 2, skew=1.6)} END"
         )
         first = (
-            f"CASE WHEN {woman} THEN {_pick(FEMALE, 'n', 3, skew=1.4)}"
-            f" ELSE {_pick(MALE, 'n', 3, skew=1.4)} END"
+            f"CASE WHEN {woman} THEN {_sql.pick(FEMALE, 'n', 3, skew=1.4)}"
+            f" ELSE {_sql.pick(MALE, 'n', 3, skew=1.4)} END"
         )
         cursor.execute(
             f"""
@@ -270,8 +200,9 @@ def _generate(store_id: int) -> dict[str, int]:
             f" ELSE {fold('first_name || last_name')} END"
         )
         phone = (
-            f"CASE WHEN mod(n, 10) = 3 THEN '' ELSE '+48' || {_pick(MOBILE, 'n', 4)}"
-            f" || lpad((floor({_uniform('n', 5)} * 10000000))::int::text, 7, '0') END"
+            f"CASE WHEN mod(n, 10) = 3 THEN ''"
+            f" ELSE '+48' || {_sql.pick(MOBILE, 'n', 4)} || lpad((floor("
+            f"{_sql.uniform('n', 5)} * 10000000))::int::text, 7, '0') END"
         )
         company = (
             f"CASE WHEN mod(n, 8) = 5 THEN CASE mod(n / 8, 3)"
@@ -279,13 +210,13 @@ def _generate(store_id: int) -> dict[str, int]:
             f" WHEN 1 THEN '{COMPANY_FORMS[3]} ' || first_name || ' ' || last_name"
             f" ELSE '{COMPANY_FORMS[4]} ' || last_name END ELSE '' END"
         )
-        rows["customers"] = _insert(
+        rows["customers"] = _sql.insert(
             cursor,
             Customer,
             {
                 "first_name": "first_name",
                 "last_name": "last_name",
-                "email": f"{email_local} || n || '@' || {_pick(DOMAINS, 'n', 6)}",
+                "email": f"{email_local} || n || '@' || {_sql.pick(DOMAINS, 'n', 6)}",
                 "phone": phone,
                 "company": company,
                 "status": "CASE WHEN mod(n, 10) < 3 THEN 'buyer' ELSE 'lead' END",
@@ -298,8 +229,8 @@ def _generate(store_id: int) -> dict[str, int]:
             f"SELECT min(id) FROM {Customer._meta.db_table}"  # noqa: S608
         )
         first_id = cursor.fetchone()[0]
-        city = _pick([c for c, _ in CITIES], "c.id", 7)
-        rows["addresses"] = _insert(
+        city = _sql.pick([c for c, _ in CITIES], "c.id", 7)
+        rows["addresses"] = _sql.insert(
             cursor,
             Address,
             {
@@ -308,7 +239,7 @@ def _generate(store_id: int) -> dict[str, int]:
                 "is_default": "true",
                 "first_name": "c.first_name",
                 "last_name": "c.last_name",
-                "street": f"'ul. ' || {_pick(STREETS, 'c.id', 8)} || ' '"
+                "street": f"'ul. ' || {_sql.pick(STREETS, 'c.id', 8)} || ' '"
                 " || (1 + mod(c.id, 120))",
                 "postcode": "lpad(mod(c.id, 100)::text, 2, '0') || '-'"
                 " || lpad(mod(c.id, 1000)::text, 3, '0')",
@@ -317,7 +248,7 @@ def _generate(store_id: int) -> dict[str, int]:
             },
             f"{Customer._meta.db_table} c",
         )
-        rows["identities"] = _insert(
+        rows["identities"] = _sql.insert(
             cursor,
             CustomerIdentity,
             {
@@ -328,12 +259,14 @@ def _generate(store_id: int) -> dict[str, int]:
             f"{Customer._meta.db_table} c",
         )
         orders = int(ROWS * ORDERS_SHARE)
-        rows["orders"] = _insert(
+        rows["orders"] = _sql.insert(
             cursor,
             Order,
             {
                 "store_id": str(store_id),
-                "customer_id": f"{first_id} + floor({_uniform('k', 9)} * {ROWS})::int",
+                "customer_id": (
+                    f"{first_id} + floor({_sql.uniform('k', 9)} * {ROWS})::int"
+                ),
                 "external_id": "'WC-' || (900000 + k)",
                 "number": f"'#' || ({FIRST_ORDER_NUMBER} + k)",
                 "status": "'paid'",

@@ -43,6 +43,7 @@ from customers.models import (
     Visitor,
     WebhookDelivery,
 )
+from customers.signals import customer_activity_changed_send
 from customers.webhooks import EventType, webhook_emit
 from orders.models import Cart, Order
 
@@ -157,6 +158,7 @@ def customer_erase(
         locked.save(
             update_fields=[*ERASED_VALUES, "erased_at", "restricted_at", "updated_at"]
         )
+        customer_activity_changed_send(sender=Customer, customer_ids={locked.pk})
         locked.tags.clear()
 
         # (c) Addresses and the shops' ids: the API answers 404 from now on.
@@ -306,6 +308,7 @@ def customer_restrict(*, customer: Customer, actor: Any) -> bool:
             return False
         locked.restricted_at = timezone.now()
         locked.save(update_fields=["restricted_at", "updated_at"])
+        customer_activity_changed_send(sender=Customer, customer_ids={locked.pk})
     _refresh(customer, locked, ["restricted_at"])
     return True
 
@@ -319,6 +322,7 @@ def customer_restriction_lift(*, customer: Customer, actor: Any) -> bool:
             return False
         locked.restricted_at = None
         locked.save(update_fields=["restricted_at", "updated_at"])
+        customer_activity_changed_send(sender=Customer, customer_ids={locked.pk})
     _refresh(customer, locked, ["restricted_at"])
     return True
 
@@ -356,6 +360,7 @@ def customer_object(*, customer: Customer, to: str, actor: Any) -> bool:
         now = timezone.now()
         setattr(locked, field, now)
         locked.save(update_fields=[field, "updated_at"])
+        customer_activity_changed_send(sender=Customer, customer_ids={locked.pk})
         purposes = (
             ConsentPurpose.objects.filter(is_marketing=True)
             if to == "marketing"
@@ -382,5 +387,6 @@ def customer_objection_lift(*, customer: Customer, to: str, actor: Any) -> bool:
             return False
         setattr(locked, field, None)
         locked.save(update_fields=[field, "updated_at"])
+        customer_activity_changed_send(sender=Customer, customer_ids={locked.pk})
     _refresh(customer, locked, [field])
     return True

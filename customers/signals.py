@@ -1,4 +1,4 @@
-"""Signals the customers app sends for apps to its right to act on.
+"""Signals the customers app defines for apps to its right to act on.
 
 Customers sits leftmost in the layering and never imports consents, yet every read
 of personal data must reach the consents app's access log (RODO, Art. 5(2) and 30).
@@ -47,3 +47,18 @@ def personal_data_accessed_send(
         ip_address=client_ip(request),
         purpose=purpose,
     )
+
+
+# Customers' orders or processing rights changed: what is computed from them
+# (metrics, RFM scores, segment membership) is due again. Keyword arguments:
+# customer_ids (a set of ints). Sent inside the writer's transaction, so what a
+# receiver writes commits or rolls back with the change. The orders services and
+# imports send it for orders, the consents app for erasure, restriction and
+# objections; the segments app queues the customers for recomputing.
+customer_activity_changed = Signal()
+
+
+def customer_activity_changed_send(*, sender: Any, customer_ids: Iterable[int]) -> None:
+    ids = {int(pk) for pk in customer_ids if pk is not None}
+    if ids:
+        customer_activity_changed.send(sender=sender, customer_ids=ids)

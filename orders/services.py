@@ -19,6 +19,7 @@ from psycopg import sql
 from config import rawsql
 from customers.models import Customer, Store
 from customers.services import customer_mark_buyer, customer_upsert, errors_prefixed
+from customers.signals import customer_activity_changed_send
 from orders.models import Cart, Category, Order, OrderLine, Product
 
 CENT = Decimal("0.01")
@@ -355,9 +356,11 @@ def _order_upsert(
         existing = rawsql.get_for_update(Order, store=store, external_id=external_id)
         found = existing, False
     order, created = found
+    previous_customer_id = order.customer_id
     if created:
         order_lines = [OrderLine(order=order, **line) for line in lines]
         rawsql.insert_many(order_lines)
+        touched = True
     else:
         changed = []
         if order.customer_id != customer.pk:
@@ -376,8 +379,14 @@ def _order_upsert(
             order.lines.all().delete()
             order_lines = [OrderLine(order=order, **line) for line in lines]
             rawsql.insert_many(order_lines)
-            if not changed:
+            changed.append("lines")
+            if len(changed) == 1:
                 order.save(update_fields=["updated_at"])
+        touched = bool(changed)
+    if touched:
+        customer_activity_changed_send(
+            sender=Order, customer_ids={customer.pk, previous_customer_id}
+        )
     _set_prefetched(order, "lines", order_lines)
     if cart_external_id:
         _cart_convert(
@@ -444,6 +453,7 @@ def order_set_status(
         time_field = STATUS_TIMES[status]
         setattr(order, time_field, at or timezone.now())
         order.save(update_fields=["status", time_field, "updated_at"])
+        customer_activity_changed_send(sender=Order, customer_ids={order.customer_id})
     return True
 
 

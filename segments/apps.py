@@ -5,3 +5,12 @@ from django.utils.translation import gettext_lazy as _
 class SegmentsConfig(AppConfig):
     name = "segments"
     verbose_name = _("Segments and analytics")
+
+    def ready(self) -> None:
+        # Orders and consents sit left of segments: they send, the queue is here.
+        from customers.signals import customer_activity_changed
+        from segments.metrics import metrics_queue_receiver
+
+        customer_activity_changed.connect(
+            metrics_queue_receiver, dispatch_uid="segments.metrics_queue"
+        )

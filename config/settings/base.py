@@ -149,6 +149,18 @@ ACCOUNTING_HOLD_YEARS = 5
 PUBLIC_URL = env("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 PHONENUMBER_DEFAULT_REGION = "PL"
 
+# RFM scores are quintiles over buyers unless fixed thresholds are set here, per
+# dimension: four ascending numbers. Recency in days since the last order (e.g.
+# 30,90,180,365: within 30 days is R 5, over 365 is R 1), frequency in orders
+# (e.g. 2,3,5,8: 8 or more is F 5), monetary in the default currency (e.g.
+# 200,500,1000,3000).
+RFM_RECENCY_DAYS = env.list("RFM_RECENCY_DAYS", cast=int, default=[])
+RFM_FREQUENCY_ORDERS = env.list("RFM_FREQUENCY_ORDERS", cast=int, default=[])
+RFM_MONETARY = env.list("RFM_MONETARY", cast=float, default=[])
+# Customers whose orders changed are recomputed together, this many seconds after
+# the first change (every change in between joins the same run).
+METRICS_QUEUE_DELAY_SECONDS = env.int("METRICS_QUEUE_DELAY_SECONDS", default=30)
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -246,6 +258,20 @@ CELERY_BEAT_SCHEDULE = {
     "retention-apply": {
         "task": "consents.tasks.retention_apply_task",
         "schedule": crontab(hour=3, minute=30),
+    },
+    # Segments: every buyer's metrics and RFM at night (then the daily segments),
+    # customers whose orders changed within minutes, hourly segments on time.
+    "metrics-recompute": {
+        "task": "segments.tasks.metrics_recompute_task",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "metrics-recompute-queued": {
+        "task": "segments.tasks.metrics_recompute_queued_task",
+        "schedule": 300.0,
+    },
+    "segments-rebuild-due": {
+        "task": "segments.tasks.segments_rebuild_due_task",
+        "schedule": 600.0,
     },
     "api-records-prune": {
         "task": "customers.tasks.api_records_prune_task",

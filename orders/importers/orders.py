@@ -102,6 +102,7 @@ from customers.importers.reading import (
 )
 from customers.models import Customer, CustomerIdentity, Store
 from customers.services import _clean_keys, _clean_profile
+from customers.signals import customer_activity_changed_send
 from customers.validators import normalize_country, normalize_phone
 from orders.models import Order, OrderLine
 from orders.services import (
@@ -1051,11 +1052,18 @@ class _BatchWriter:
                 f"SELECT count(*) FROM {_STAGE_CUSTOMER} WHERE is_new"  # noqa: S608
             ).fetchone()
             outcome = cursor.execute(
-                f"SELECT idx, is_new FROM {_STAGE}"  # noqa: S608
+                f"SELECT idx, is_new, customer_id, old_customer_id"  # noqa: S608
+                f" FROM {_STAGE}"
             ).fetchall()
+            changed_customers = set()
+            for idx, is_new, customer_id, old_customer_id in outcome:
+                if is_new or idx in updated:
+                    changed_customers.update((customer_id, old_customer_id))
+            changed_customers.discard(None)
+            customer_activity_changed_send(sender=Order, customer_ids=changed_customers)
         result = self.result
         result.extra["customers_created"] += customers_created
-        for idx, is_new in outcome:
+        for idx, is_new, _customer, _old in outcome:
             if is_new:
                 result.created += 1
             elif idx in updated:
