@@ -16,10 +16,12 @@ urlpatterns = [
     path("orders/", include("orders.urls")),
     path("imports/", include("customers.urls_imports")),
     path("support/", include("customers.urls_support")),
+    path("segments/", include("segments.urls")),
     path("", include("consents.urls")),
     path("api/v1/", include("customers.api.urls")),
     path("api/v1/", include("orders.api.urls")),
     path("api/v1/", include("consents.api.urls")),
+    path("api/v1/", include("segments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

@@ -17,12 +17,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
+    CharField,
     Count,
     Max,
     Min,
@@ -32,6 +34,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    Value,
 )
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
@@ -58,6 +61,8 @@ from customers.signals import personal_data_accessed_send
 CUSTOMER_PAGE_ORDERS = 250
 # The newest consent ledger entries shown on a customer's page.
 CUSTOMER_PAGE_CONSENT_EVENTS = 20
+# The newest RFM segment moves on a customer's page.
+CUSTOMER_PAGE_RFM_MOVES = 5
 # Entries on one page of a customer's timeline.
 TIMELINE_PER_PAGE = 25
 # The id of the element the timeline's htmx requests swap (and send as HX-Target).
@@ -365,6 +370,12 @@ class CustomerDetailView(StaffPageMixin, DetailView):
         "tags",
     )
 
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.request.user.has_perm("segments.view_customermetrics"):
+            queryset = queryset.prefetch_related(*customer_segments_prefetches())
+        return queryset
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         customer = self.object
@@ -482,3 +493,47 @@ def customer_consents_context(customer: Customer) -> dict[str, Any]:
             else len(events)
         ),
     }
+
+
+def customer_segments_prefetches() -> list[Prefetch]:
+    """What segments/_customer_panel.html reads: overall metrics, segments, moves.
+
+    Segments sits right of customers: its models are reached by relation and app
+    label, never imported. Three queries.
+    """
+    metrics = Customer._meta.get_field("metrics").related_model
+    memberships = Customer._meta.get_field("segment_memberships").related_model
+    moves = Customer._meta.get_field("rfm_moves").related_model
+    rfm_segment = apps.get_model("segments", "RfmSegment")
+    return [
+        Prefetch(
+            "metrics",
+            queryset=metrics.objects.filter(store__isnull=True)
+            .select_related("favourite_category")
+            .annotate(
+                # A renamed segment's name ('' = the standard one).
+                rfm_segment_name=Subquery(
+                    rfm_segment.objects.filter(code=OuterRef("rfm_segment")).values(
+                        "name"
+                    )[:1]
+                ),
+                default_currency=Value(
+                    settings.DEFAULT_CURRENCY, output_field=CharField()
+                ),
+            ),
+        ),
+        Prefetch(
+            "segment_memberships",
+            queryset=memberships.objects.select_related("segment").order_by(
+                "segment__name"
+            ),
+        ),
+        # A sliced prefetch needs its own attribute.
+        Prefetch(
+            "rfm_moves",
+            queryset=moves.objects.order_by("-moved_at", "-pk")[
+                :CUSTOMER_PAGE_RFM_MOVES
+            ],
+            to_attr="recent_rfm_moves",
+        ),
+    ]

@@ -45,11 +45,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
 from orders.models import Order
-from segments.models import MetricsQueue
+from segments.models import CurrencyRate, MetricsQueue
 from segments.rfm import rfm_grid_ensure
 
 logger = logging.getLogger(__name__)
@@ -93,14 +94,27 @@ class RecomputeResult:
     seconds: float
 
 
-def _score(value: str, cut: Callable[[int], str]) -> str:
-    """SQL for a 1-5 score of ``value``: 1 plus the number of cuts it reaches.
+# Quintiles: the cuts are the values at positions ceil(k * n / 5), k = 1..4, of the
+# scorable buyers sorted ascending, and a buyer scores 1 plus the number of cuts
+# their value is above. That is exactly 1 + floor(5 * (rank - 1) / n) with ties
+# sharing the lowest rank (value > cut k iff at least ceil(k * n / 5) values are
+# below it), computed with four narrow sorts instead of three window sorts of every
+# row. percentile_disc takes the value at ceil(fraction * n) in floating point: a
+# hair under k/5 keeps 0.6 * 10 from rounding up to 7.
+QUINTILES = [k / 5 - 1e-9 for k in range(1, 5)]
 
-    ``cut(i)`` is the SQL of the i-th of four ascending cuts (0-based); a NULL cut
-    (a score nobody earned) is never reached.
+
+def _score(value: str, cut: Callable[[int], str], compare: str = ">") -> str:
+    """SQL for a 1-5 score of ``value``: 1 plus the number of cuts it passes.
+
+    ``cut(i)`` is the SQL of the i-th of four ascending cuts (0-based), never NULL
+    (a store with scorable buyers has all four).
     """
-    terms = " + ".join(f"coalesce(({value} >= {cut(i)})::int, 0)" for i in range(4))
-    return f"(1 + {terms})"
+    return (
+        "(1 + "
+        + " + ".join(f"({value} {compare} {cut(i)})::int" for i in range(4))
+        + ")"
+    )
 
 
 def _fixed(parameter: str, cast: str) -> Callable[[int], str]:
@@ -108,137 +122,218 @@ def _fixed(parameter: str, cast: str) -> Callable[[int], str]:
 
 
 def _stored(column: str, cast: str) -> Callable[[int], str]:
-    return lambda i: f"(th.{column}->>{i})::{cast}"
+    return lambda i: f"th.{column}_{i}"
 
 
-def _rank_score(order_by: str) -> str:
-    return (
-        "(1 + 5 * (rank() OVER (PARTITION BY store_id, scorable ORDER BY "
-        f"{order_by}) - 1) / count(*) OVER (PARTITION BY store_id, scorable))"
-    )
-
-
-def compute_sql(*, incremental: bool) -> str:
-    """The SELECT producing COLUMNS for every buyer (or those in %(ids)s)."""
-    only = "AND o.customer_id = ANY(%(ids)s)" if incremental else ""
-    if settings.RFM_RECENCY_DAYS:
-        # Fewer days since the last order is better: negated, the cuts ascend.
-        recency = _score(
-            "-days_since", lambda i: f"-{_fixed('recency_days', 'int')(3 - i)}"
+def _thresholds_typed() -> str:
+    """RfmThreshold's JSON cuts as typed columns, once per store, not per row."""
+    columns = ", ".join(
+        f"({name}->>{i})::{cast} AS {name}_{i}"
+        for name, cast in (
+            ("recency", "date"),
+            ("frequency", "int"),
+            ("monetary", "numeric"),
         )
-    elif incremental:
-        recency = _score("last_day", _stored("recency", "date"))
-    else:
-        recency = _rank_score("last_day")
-    if settings.RFM_FREQUENCY_ORDERS:
-        frequency = _score("orders_count", _fixed("frequency_orders", "int"))
-    elif incremental:
-        frequency = _score("orders_count", _stored("frequency", "int"))
-    else:
-        frequency = _rank_score("orders_count")
-    if settings.RFM_MONETARY:
-        monetary = _score("revenue", _fixed("monetary", "numeric"))
-    elif incremental:
-        monetary = _score("revenue", _stored("monetary", "numeric"))
-    else:
-        monetary = _rank_score("revenue")
-    # Incremental scores need the thresholds of the last full run; a store never
-    # ranked yet gives no scores until the next one.
-    thresholds = (
-        "LEFT JOIN segments_rfmthreshold th "
-        "ON coalesce(th.store_id, 0) = coalesce(b.store_id, 0)"
-        if incremental
-        else ""
+        for i in range(4)
     )
-    ranked_when = "b.scorable AND th.id IS NOT NULL" if incremental else "b.scorable"
+    return f"(SELECT id, store_id, {columns} FROM segments_rfmthreshold)"
+
+
+def base_sql(*, incremental: bool, rates: int) -> str:
+    """Every buyer's figures (or those of %(ids)s), before scoring.
+
+    One row per buyer and store and one over all stores (store_id NULL), with
+    ``scorable``, ``last_day`` and ``days_since`` for the scores. ``rates`` is the
+    number of currency rates among the parameters (see _rates).
+    """
+    only = "AND o.customer_id = ANY(%(ids)s)" if incremental else ""
+    # Most orders are in the default currency; the others count at their rate
+    # (a CASE of the few rates, as parameters) and with no rate, not at all.
+    rate = " ".join(
+        f"WHEN %(rate_currency_{i})s THEN %(rate_{i})s::numeric" for i in range(rates)
+    )
+    foreign = (
+        f"coalesce(sum(o.total * CASE o.currency {rate} END)"
+        " FILTER (WHERE o.currency = ANY(%(rated)s)), 0)"
+        if rates
+        else "0"
+    )
+    figures = f"""count(*) AS orders_count,
+        coalesce(sum(o.total) FILTER (WHERE o.currency = %(default_currency)s), 0)
+            + {foreign} AS revenue,
+        count(*) FILTER (
+            WHERE o.currency = %(default_currency)s OR o.currency = ANY(%(rated)s)
+        ) AS priced,
+        min(o.placed_at) AS first_order_at, max(o.placed_at) AS last_order_at"""
     return f"""
-    WITH rates AS (
-        SELECT currency, rate FROM segments_currencyrate
-        UNION ALL SELECT %(default_currency)s, 1
-    ),
-    o AS (
-        SELECT o.id, o.customer_id, o.store_id, o.placed_at, o.total * r.rate AS amount
+    WITH totals AS (
+        SELECT o.customer_id, o.store_id, {figures}
         FROM orders_order o
-        LEFT JOIN rates r ON r.currency = o.currency
         WHERE o.status = ANY(%(statuses)s) {only}
+        GROUP BY o.customer_id, o.store_id
+        UNION ALL
+        -- Again over all stores: cheaper than GROUPING SETS (one hash table at a
+        -- time) or summing the rows above (a materialised CTE).
+        SELECT o.customer_id, NULL, {figures}
+        FROM orders_order o
+        WHERE o.status = ANY(%(statuses)s) {only}
+        GROUP BY o.customer_id
     ),
-    totals AS (
-        SELECT customer_id, store_id, count(*) AS orders_count,
-            coalesce(sum(amount), 0) AS revenue, count(amount) AS priced,
-            min(placed_at) AS first_order_at, max(placed_at) AS last_order_at
-        FROM o
-        GROUP BY GROUPING SETS ((customer_id), (customer_id, store_id))
+    -- Brands as small numbers: the sort below carries an integer, not the name.
+    products AS (
+        SELECT p.id, p.replenishment_days, p.is_sensitive,
+            CASE WHEN p.brand <> '' THEN dense_rank() OVER (
+                PARTITION BY p.brand = '' ORDER BY p.brand
+            ) END
+                AS brand_no
+        FROM orders_product p
     ),
     picks AS (
-        SELECT o.customer_id, o.store_id,
+        SELECT o.customer_id,
             mode() WITHIN GROUP (ORDER BY l.category_id) FILTER (
                 WHERE l.category_id IS NOT NULL AND NOT c.is_sensitive
                 AND NOT coalesce(p.is_sensitive, false)
             ) AS favourite_category_id,
-            mode() WITHIN GROUP (ORDER BY p.brand) FILTER (
-                WHERE p.brand <> '' AND NOT p.is_sensitive
+            mode() WITHIN GROUP (ORDER BY p.brand_no) FILTER (
+                WHERE p.brand_no IS NOT NULL AND NOT p.is_sensitive
                 AND NOT coalesce(c.is_sensitive, false)
-            ) AS favourite_brand,
+            ) AS favourite_brand_no,
             max(o.placed_at + make_interval(
                 days => ceil(p.replenishment_days * l.quantity)::int
             )) AS runs_out_at
-        FROM o
+        FROM orders_order o
         JOIN orders_orderline l ON l.order_id = o.id
-        LEFT JOIN orders_product p ON p.id = l.product_id
+        LEFT JOIN products p ON p.id = l.product_id
         LEFT JOIN orders_category c ON c.id = l.category_id
-        GROUP BY GROUPING SETS ((o.customer_id), (o.customer_id, o.store_id))
+        WHERE o.status = ANY(%(statuses)s) {only}
+        GROUP BY o.customer_id
     ),
-    b AS (
-        SELECT t.*, pk.favourite_category_id, pk.favourite_brand, pk.runs_out_at,
-            cu.imported_total_spent,
-            (cu.erased_at IS NULL AND cu.restricted_at IS NULL
-                AND cu.profiling_objection_at IS NULL) AS scorable,
-            (t.last_order_at AT TIME ZONE %(zone)s)::date AS last_day,
-            %(today)s::date - (t.last_order_at AT TIME ZONE %(zone)s)::date
-                AS days_since
-        FROM totals t
-        JOIN customers_customer cu ON cu.id = t.customer_id
-        LEFT JOIN picks pk ON pk.customer_id = t.customer_id
-            AND coalesce(pk.store_id, 0) = coalesce(t.store_id, 0)
-    ),
-    scored AS (
-        SELECT b.*,
-            CASE WHEN {ranked_when} THEN {recency} END AS r,
-            CASE WHEN {ranked_when} THEN {frequency} END AS f,
-            CASE WHEN {ranked_when} THEN {monetary} END AS m
-        FROM b {thresholds}
+    brands AS (
+        -- Brand number n is the n-th name in order, as dense_rank() numbered them.
+        SELECT array_agg(DISTINCT brand ORDER BY brand) AS names
+        FROM orders_product WHERE brand <> ''
     )
-    SELECT s.customer_id, s.store_id, s.orders_count,
-        round(s.revenue, 2) AS revenue,
-        CASE WHEN s.priced > 0 THEN round(s.revenue / s.priced, 2) ELSE 0 END
+    SELECT t.customer_id, t.store_id, t.orders_count,
+        round(t.revenue, 2) AS revenue,
+        CASE WHEN t.priced > 0 THEN round(t.revenue / t.priced, 2) ELSE 0 END
             AS average_order_value,
-        s.first_order_at, s.last_order_at,
-        CASE WHEN s.orders_count > 1 THEN round((extract(epoch FROM
-            s.last_order_at - s.first_order_at) / 86400
-            / (s.orders_count - 1))::numeric, 1)
+        t.first_order_at, t.last_order_at,
+        CASE WHEN t.orders_count > 1 THEN round((extract(epoch FROM
+            t.last_order_at - t.first_order_at) / 86400
+            / (t.orders_count - 1))::numeric, 1)
         END AS average_days_between_orders,
-        CASE WHEN s.scorable THEN s.favourite_category_id END
-            AS favourite_category_id,
-        CASE WHEN s.scorable THEN coalesce(s.favourite_brand, '') ELSE '' END
-            AS favourite_brand,
-        CASE WHEN NOT s.scorable THEN NULL
-            WHEN s.orders_count > 1 THEN ((s.last_order_at + (s.last_order_at
-                - s.first_order_at) / (s.orders_count - 1)) AT TIME ZONE %(zone)s)::date
-            ELSE (s.runs_out_at AT TIME ZONE %(zone)s)::date
+        CASE WHEN ok THEN pk.favourite_category_id END AS favourite_category_id,
+        CASE WHEN ok
+            THEN coalesce((SELECT names FROM brands)[pk.favourite_brand_no], '')
+            ELSE ''
+        END AS favourite_brand,
+        CASE WHEN NOT ok OR t.store_id IS NOT NULL THEN NULL
+            WHEN t.orders_count > 1 THEN ((t.last_order_at + (t.last_order_at
+                - t.first_order_at) / (t.orders_count - 1)) AT TIME ZONE %(zone)s)::date
+            ELSE (pk.runs_out_at AT TIME ZONE %(zone)s)::date
         END AS predicted_next_order_on,
-        CASE WHEN s.store_id IS NULL
-            THEN greatest(round(s.revenue, 2), coalesce(s.imported_total_spent, 0))
-            ELSE round(s.revenue, 2)
+        CASE WHEN t.store_id IS NULL
+            THEN greatest(round(t.revenue, 2), coalesce(cu.imported_total_spent, 0))
+            ELSE round(t.revenue, 2)
         END AS clv,
+        ok AS scorable,
+        (t.last_order_at AT TIME ZONE %(zone)s)::date AS last_day,
+        %(today)s::date - (t.last_order_at AT TIME ZONE %(zone)s)::date AS days_since
+    FROM totals t
+    JOIN customers_customer cu ON cu.id = t.customer_id
+    CROSS JOIN LATERAL (
+        SELECT cu.erased_at IS NULL AND cu.restricted_at IS NULL
+            AND cu.profiling_objection_at IS NULL AS ok
+    ) rights
+    LEFT JOIN picks pk ON pk.customer_id = t.customer_id AND t.store_id IS NULL
+    """
+
+
+def thresholds_sql() -> str:
+    """Store the quintile cuts of the scorable buyers in ``metrics_base``."""
+    cuts = "percentile_disc(%(quintiles)s::float8[]) WITHIN GROUP (ORDER BY {})"
+    return f"""
+    INSERT INTO segments_rfmthreshold
+        (store_id, recency, frequency, monetary, buyers, computed_at)
+    SELECT store_id,
+        to_jsonb({cuts.format("last_day")}),
+        to_jsonb({cuts.format("orders_count")}),
+        to_jsonb({cuts.format("revenue")}),
+        count(*), %(now)s
+    FROM pg_temp.metrics_base WHERE scorable
+    GROUP BY store_id
+    """
+
+
+def scores_sql() -> str:
+    """``metrics_base`` with R, F, M and the named segment: the COLUMNS."""
+    if settings.RFM_RECENCY_DAYS:
+        # Fewer days since the last order is better: negated, the cuts ascend.
+        recency = _score(
+            "-days_since", lambda i: f"-{_fixed('recency_days', 'int')(3 - i)}", ">="
+        )
+    else:
+        recency = _score("last_day", _stored("recency", "date"))
+    if settings.RFM_FREQUENCY_ORDERS:
+        frequency = _score("orders_count", _fixed("frequency_orders", "int"), ">=")
+    else:
+        frequency = _score("orders_count", _stored("frequency", "int"))
+    if settings.RFM_MONETARY:
+        monetary = _score("revenue", _fixed("monetary", "numeric"), ">=")
+    else:
+        monetary = _score("revenue", _stored("monetary", "numeric"))
+    # A store never ranked yet (no thresholds) gives no scores until the next
+    # full run, unless every dimension has fixed thresholds.
+    fixed = (
+        settings.RFM_RECENCY_DAYS
+        and settings.RFM_FREQUENCY_ORDERS
+        and settings.RFM_MONETARY
+    )
+    ranked = "b.scorable" if fixed else "b.scorable AND th.id IS NOT NULL"
+    values = ", ".join(COLUMNS[:12])
+    # OFFSET 0 keeps the scored rows a subquery of their own: flattened, each
+    # score's expression would be computed again in the join with the grid.
+    return f"""
+    SELECT {values},
         s.r AS recency_score, s.f AS frequency_score, s.m AS monetary_score,
         coalesce(seg.code, '') AS rfm_segment
-    FROM scored s
+    FROM (
+        SELECT b.*,
+            CASE WHEN {ranked} THEN {recency} END AS r,
+            CASE WHEN {ranked} THEN {frequency} END AS f,
+            CASE WHEN {ranked} THEN {monetary} END AS m
+        FROM pg_temp.metrics_base b
+        LEFT JOIN {_thresholds_typed()} th
+            ON coalesce(th.store_id, 0) = coalesce(b.store_id, 0)
+        OFFSET 0
+    ) s
     LEFT JOIN segments_rfmcell cell ON cell.recency = s.r AND cell.frequency = s.f
     LEFT JOIN segments_rfmsegment seg ON seg.id = cell.segment_id
     """
 
 
+def _rates() -> dict[str, Any]:
+    """The currency rates as parameters of base_sql (its CASE names them)."""
+    rates = CurrencyRate.objects.exclude(currency=settings.DEFAULT_CURRENCY)
+    params: dict[str, Any] = {"rated": []}
+    for i, rate in enumerate(rates):
+        params["rated"].append(rate.currency)
+        params[f"rate_currency_{i}"] = rate.currency
+        params[f"rate_{i}"] = rate.rate
+    return params
+
+
+def _fixed_thresholds() -> None:
+    for name in ("RFM_RECENCY_DAYS", "RFM_FREQUENCY_ORDERS", "RFM_MONETARY"):
+        values = getattr(settings, name)
+        if values and (len(values) != 4 or sorted(values) != list(values)):
+            raise ImproperlyConfigured(
+                f"{name} needs four ascending numbers (or none, for quintiles)."
+            )
+
+
 def _params(ids: list[int] | None = None) -> dict[str, Any]:
+    _fixed_thresholds()
     now = timezone.now()
     return {
         "default_currency": settings.DEFAULT_CURRENCY,
@@ -247,6 +342,8 @@ def _params(ids: list[int] | None = None) -> dict[str, Any]:
         "today": timezone.localdate(now),
         "now": now,
         "ids": ids or [],
+        "quintiles": QUINTILES,
+        **_rates(),
         "recency_days": sorted(settings.RFM_RECENCY_DAYS),
         "frequency_orders": sorted(settings.RFM_FREQUENCY_ORDERS),
         "monetary": sorted(settings.RFM_MONETARY),
@@ -261,17 +358,31 @@ def _same_key(left: str, right: str) -> str:
     )
 
 
+def _first(cursor: Any, params: dict[str, Any]) -> dict[str, int]:
+    """Fill the empty segments_customermetrics straight from the scores.
+
+    The first run ever: everyone is seen for the first time and nobody moved (flows
+    that start on entering a segment must not fire for the whole base).
+    """
+    names = ", ".join(COLUMNS)
+    cursor.execute(
+        f"""
+        INSERT INTO segments_customermetrics ({names}, updated_at)
+        SELECT {names}, %(now)s FROM ({scores_sql()}) s
+        """,
+        params,
+    )
+    inserted = cursor.rowcount
+    # The planner's next plans must not take the table for empty.
+    cursor.execute("ANALYZE segments_customermetrics")
+    return {"moves": 0, "deleted": 0, "updated": 0, "inserted": inserted}
+
+
 def _apply(cursor: Any, params: dict[str, Any], *, incremental: bool) -> dict[str, int]:
     """Bring segments_customermetrics in line with ``metrics_fresh``."""
     scope = "AND m.customer_id = ANY(%(ids)s)" if incremental else ""
-    cursor.execute("SELECT EXISTS (SELECT 1 FROM segments_customermetrics)")
-    (scored_before,) = cursor.fetchone()
-    # The first run ever: everyone is seen for the first time, nobody moved (and
-    # flows that start on entering a segment must not fire for the whole base).
-    moves = 0
-    if scored_before:
-        cursor.execute(
-            f"""
+    cursor.execute(
+        f"""
         INSERT INTO segments_rfmsegmentmove
             (customer_id, from_segment, to_segment, moved_at)
         SELECT coalesce(f.customer_id, m.customer_id), coalesce(m.rfm_segment, ''),
@@ -286,9 +397,9 @@ def _apply(cursor: Any, params: dict[str, Any], *, incremental: bool) -> dict[st
         ) m ON m.customer_id = f.customer_id
         WHERE coalesce(m.rfm_segment, '') <> coalesce(f.rfm_segment, '')
         """,
-            params,
-        )
-        moves = cursor.rowcount
+        params,
+    )
+    moves = cursor.rowcount
     cursor.execute(
         f"""
         DELETE FROM segments_customermetrics m
@@ -316,7 +427,9 @@ def _apply(cursor: Any, params: dict[str, Any], *, incremental: bool) -> dict[st
         f"""
         INSERT INTO segments_customermetrics ({names}, updated_at)
         SELECT {names}, %(now)s FROM pg_temp.metrics_fresh f
-        ON CONFLICT ON CONSTRAINT customer_metrics_unique DO NOTHING
+        WHERE NOT EXISTS (
+            SELECT 1 FROM segments_customermetrics m WHERE {_same_key("f", "m")}
+        )
         """,
         params,
     )
@@ -326,36 +439,6 @@ def _apply(cursor: Any, params: dict[str, Any], *, incremental: bool) -> dict[st
         "updated": updated,
         "inserted": cursor.rowcount,
     }
-
-
-def _thresholds_store(cursor: Any, params: dict[str, Any]) -> None:
-    """The lowest value that earned each score, per store and overall."""
-    cursor.execute("DELETE FROM segments_rfmthreshold")
-
-    def cuts(column: str, score: str, cast: str = "") -> str:
-        return (
-            "jsonb_build_array("
-            + ", ".join(
-                f"min({column}{cast}) FILTER (WHERE {score} >= {k})"
-                for k in range(2, 6)
-            )
-            + ")"
-        )
-
-    cursor.execute(
-        f"""
-        INSERT INTO segments_rfmthreshold
-            (store_id, recency, frequency, monetary, buyers, computed_at)
-        SELECT store_id,
-            {cuts("(last_order_at AT TIME ZONE %(zone)s)::date", "recency_score")},
-            {cuts("orders_count", "frequency_score")},
-            {cuts("revenue", "monetary_score")},
-            count(*), %(now)s
-        FROM pg_temp.metrics_fresh WHERE recency_score IS NOT NULL
-        GROUP BY store_id
-        """,
-        params,
-    )
 
 
 def _orders_without_rate(cursor: Any, params: dict[str, Any], only: str) -> int:
@@ -388,26 +471,34 @@ def metrics_recompute(*, customer_ids: Iterable[int] | None = None) -> Recompute
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         if not incremental:
-            # Sorting and hashing a million buyers in memory instead of on disk.
-            cursor.execute("SET LOCAL work_mem = '256MB'")
-        cursor.execute("DROP TABLE IF EXISTS pg_temp.metrics_fresh")
+            # Hashing and sorting a million buyers in memory instead of on disk.
+            cursor.execute("SET LOCAL work_mem = %s", [settings.METRICS_WORK_MEM])
+        for table in ("metrics_base", "metrics_fresh"):
+            cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
         cursor.execute(
-            "CREATE TEMPORARY TABLE metrics_fresh ON COMMIT DROP AS "
-            + compute_sql(incremental=incremental),
+            "CREATE TEMPORARY TABLE metrics_base ON COMMIT DROP AS "
+            + base_sql(incremental=incremental, rates=len(params["rated"])),
             params,
         )
-        rows = cursor.rowcount
-        counts = _apply(cursor, params, incremental=incremental)
-        if not incremental and counts["inserted"] + counts["deleted"] > rows / 10:
-            # Many rows came or went (a first run): the planner's next plans
-            # must not take the table for empty.
-            cursor.execute("ANALYZE segments_customermetrics")
         if not incremental:
-            _thresholds_store(cursor, params)
+            cursor.execute("DELETE FROM segments_rfmthreshold")
+            cursor.execute(thresholds_sql(), params)
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM segments_customermetrics)")
+        (scored_before,) = cursor.fetchone()
+        if scored_before:
+            cursor.execute(
+                "CREATE TEMPORARY TABLE metrics_fresh ON COMMIT DROP AS "
+                + scores_sql(),
+                params,
+            )
+            counts = _apply(cursor, params, incremental=incremental)
+        else:
+            counts = _first(cursor, params)
         cursor.execute(
-            "SELECT count(*) FROM pg_temp.metrics_fresh WHERE store_id IS NULL"
+            "SELECT count(*), count(*) FILTER (WHERE store_id IS NULL)"
+            " FROM pg_temp.metrics_base"
         )
-        customers = cursor.fetchone()[0]
+        rows, customers = cursor.fetchone()
         without_rate = _orders_without_rate(
             cursor, params, "AND o.customer_id = ANY(%(ids)s)" if incremental else ""
         )

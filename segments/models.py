@@ -91,7 +91,7 @@ class RfmSegment(models.Model):
         ordering = ["position", "code"]
 
     def __str__(self) -> str:
-        return self.name or self.Code(self.code).label
+        return self.name or str(self.Code(self.code).label)
 
 
 class RfmCell(models.Model):

@@ -36,6 +36,7 @@ ROLE_GRANTS = [
         "customers.migrations.0014_interaction_role_permissions",
         "PERMISSIONS",
     ),
+    ("segments", "segments.migrations.0002_rfm_grid_and_roles", "PERMISSIONS"),
 ]
 
 

@@ -157,6 +157,9 @@ PHONENUMBER_DEFAULT_REGION = "PL"
 RFM_RECENCY_DAYS = env.list("RFM_RECENCY_DAYS", cast=int, default=[])
 RFM_FREQUENCY_ORDERS = env.list("RFM_FREQUENCY_ORDERS", cast=int, default=[])
 RFM_MONETARY = env.list("RFM_MONETARY", cast=float, default=[])
+# Memory for the nightly recompute's hashing and sorting (per operation; a
+# million buyers need about 512MB to stay off the disk).
+METRICS_WORK_MEM = env("METRICS_WORK_MEM", default="512MB")
 # Customers whose orders changed are recomputed together, this many seconds after
 # the first change (every change in between joins the same run).
 METRICS_QUEUE_DELAY_SECONDS = env.int("METRICS_QUEUE_DELAY_SECONDS", default=30)

@@ -1,0 +1,53 @@
+"""Celery tasks of the segments app: thin wrappers around the services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.core.cache import cache
+
+from segments.metrics import (
+    SCHEDULED_KEY,
+    metrics_recompute,
+    metrics_recompute_queued,
+)
+from segments.models import Segment, SegmentRebuild
+from segments.services import segment_rebuild, segments_rebuild_due
+
+
+@shared_task
+def metrics_recompute_task() -> dict:
+    """Nightly: every buyer's metrics and RFM scores, then the daily segments."""
+    result = metrics_recompute()
+    for segment in Segment.objects.filter(
+        is_active=True, kind=Segment.Kind.DYNAMIC, schedule=Segment.Schedule.DAILY
+    ):
+        segment_rebuild(segment=segment, trigger=SegmentRebuild.Trigger.SCHEDULE)
+    return {"customers": result.customers, "moves": result.moves}
+
+
+@shared_task
+def metrics_recompute_queued_task() -> int:
+    """The customers whose orders or rights changed since the last run."""
+    # Cleared first: a change from now on schedules the next run.
+    cache.delete(SCHEDULED_KEY)
+    return metrics_recompute_queued()
+
+
+@shared_task
+def segments_rebuild_due_task() -> int:
+    """Every few minutes: the segments whose schedule says they are due."""
+    return len(segments_rebuild_due())
+
+
+@shared_task
+def segment_rebuild_task(
+    segment_id: int, trigger: str = SegmentRebuild.Trigger.MANUAL, user_id=None
+) -> None:
+    """A rebuild asked for on a page, in the admin or after the rules changed."""
+    from django.contrib.auth import get_user_model
+
+    segment = Segment.objects.filter(pk=segment_id).first()
+    if segment is None:
+        return
+    actor = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    segment_rebuild(segment=segment, trigger=trigger, actor=actor)
