@@ -1,9 +1,10 @@
 """CustomerMetrics and RFM scores, computed in PostgreSQL in a few set-based statements.
 
-One statement computes every buyer's figures, over all stores and per store at once
-(``GROUPING SETS``), into a temporary table; three more bring the stored rows in
-line with it, writing only what changed, and record who moved between named RFM
-segments. Python never loops over customers.
+One statement computes every buyer's figures, per store and over all stores, into a
+temporary table (``metrics_base``); one stores the quintile cuts of that table
+(RfmThreshold); one scores it against the cuts (``metrics_fresh``); four more
+bring the stored rows in line, writing only what changed, and record who moved
+between named RFM segments. Python never loops over customers.
 
 Definitions (also on the RFM page):
 
@@ -23,16 +24,17 @@ Definitions (also on the RFM page):
   scores, segment, favourites or prediction;
 - the favourite category and brand are those on the most order lines (ties: the
   lowest id, the first brand alphabetically), never from sensitive products or
-  categories;
+  categories; they and the next purchase are over all stores (a store's row has
+  its own counts, money, dates and scores);
 - the next purchase is expected one average gap after the last order for a buyer
   with two orders or more, otherwise when the last replenishable product bought
   runs out (its replenishment days times the quantity);
 - the historical lifetime value is the revenue, or over all stores, what the
   previous platform reported (``imported_total_spent``) if that is more.
 
-The full recompute (nightly) ranks everyone and stores the lowest value that earned
-each score (RfmThreshold); the incremental one recomputes only the customers queued
-in MetricsQueue and scores them against those thresholds.
+The full recompute (nightly) ranks everyone and stores the cuts; the incremental one
+recomputes only the customers queued in MetricsQueue and scores them against the
+stored cuts, so one new order does not re-rank a million buyers.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class RecomputeResult:
     updated: int
     deleted: int
     moves: int
-    orders_without_rate: int
+    orders_without_rate: int | None  # counted by full runs only
     seconds: float
 
 
@@ -441,11 +443,11 @@ def _apply(cursor: Any, params: dict[str, Any], *, incremental: bool) -> dict[st
     }
 
 
-def _orders_without_rate(cursor: Any, params: dict[str, Any], only: str) -> int:
+def _orders_without_rate(cursor: Any, params: dict[str, Any]) -> int:
     cursor.execute(
-        f"""
+        """
         SELECT count(*) FROM orders_order o
-        WHERE o.status = ANY(%(statuses)s) {only}
+        WHERE o.status = ANY(%(statuses)s)
         AND o.currency <> %(default_currency)s
         AND NOT EXISTS (
             SELECT 1 FROM segments_currencyrate r WHERE r.currency = o.currency
@@ -499,9 +501,9 @@ def metrics_recompute(*, customer_ids: Iterable[int] | None = None) -> Recompute
             " FROM pg_temp.metrics_base"
         )
         rows, customers = cursor.fetchone()
-        without_rate = _orders_without_rate(
-            cursor, params, "AND o.customer_id = ANY(%(ids)s)" if incremental else ""
-        )
+        # The RFM page's warning counts everyone's; a few customers' would cost
+        # a second pass over their orders for nothing.
+        without_rate = None if incremental else _orders_without_rate(cursor, params)
     return RecomputeResult(
         customers=customers,
         rows=rows,

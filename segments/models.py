@@ -272,11 +272,12 @@ class CustomerMetrics(models.Model):
 
 
 class RfmThreshold(models.Model):
-    """The lowest value that earned each score at the last full recompute.
+    """The quintile cuts of the last full recompute, per store and overall.
 
-    The incremental recompute scores a customer whose orders changed against these,
-    so one new order does not need every buyer re-ranked; the nightly recompute
-    ranks everyone again and writes new thresholds.
+    A buyer scores 1 plus the number of cuts their value is above (see
+    segments.metrics). The incremental recompute scores a customer whose orders
+    changed against these, so one new order does not re-rank every buyer; the
+    nightly recompute ranks everyone again and writes new cuts.
     """
 
     store = models.OneToOneField(
@@ -287,7 +288,7 @@ class RfmThreshold(models.Model):
         blank=True,
         related_name="+",
     )
-    # Index 0 is the lowest value with score 2, ... index 3 with score 5.
+    # Four ascending cuts each: the values at ranks n/5, 2n/5, 3n/5 and 4n/5.
     recency = models.JSONField(_("last order dates"), default=list)
     frequency = models.JSONField(_("order counts"), default=list)
     monetary = models.JSONField(_("revenues"), default=list)
