@@ -482,6 +482,34 @@ class StoreImportExportMixin(ImportExportMixin):
 # --- Customer admin ------------------------------------------------------------------
 
 
+class AccessLoggedChangeViewMixin:
+    """The access log (consents) hears of every record of a customer opened here.
+
+    ``access_log_customer`` is the field holding the customer's id: "pk" for the
+    customer itself, "customer_id" for what belongs to one.
+    """
+
+    access_log_customer = "customer_id"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            customer_id = (
+                self.model._default_manager.filter(pk=object_id)
+                .values_list(self.access_log_customer, flat=True)
+                .first()
+            )
+            if customer_id is not None:
+                personal_data_accessed_send(
+                    sender=type(self),
+                    request=request,
+                    customer_ids=[customer_id],
+                    action="view",
+                    purpose="admin",
+                )
+        return response
+
+
 class ReadOnlyTabularInline(admin.TabularInline):
     """Rows shown with their parent, never added, changed or deleted there."""
 
@@ -539,7 +567,10 @@ class CustomerIdentityInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(StoreImportExportMixin, admin.ModelAdmin):
+class CustomerAdmin(
+    AccessLoggedChangeViewMixin, StoreImportExportMixin, admin.ModelAdmin
+):
+    access_log_customer = "pk"
     form = CustomerForm
     resource_classes = [CustomerResource]
     import_permissions = ("customers.add_customer", "customers.change_customer")
@@ -677,19 +708,6 @@ class CustomerAdmin(StoreImportExportMixin, admin.ModelAdmin):
                 name for name in fields if not name.startswith(ATTRIBUTE_FIELD_PREFIX)
             ]
         return super().get_form(request, obj, change, **kwargs)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        response = super().change_view(request, object_id, form_url, extra_context)
-        if request.method == "GET" and response.status_code == 200:
-            # The access log (consents) hears of every view of a customer's data.
-            personal_data_accessed_send(
-                sender=type(self),
-                request=request,
-                customer_ids=[int(object_id)],
-                action="view",
-                purpose="admin",
-            )
-        return response
 
 
 def _format_attribute(value: Any) -> str:
@@ -1266,7 +1284,7 @@ class InteractionAttachmentInline(ReadOnlyTabularInline):
 
 
 @admin.register(Interaction)
-class InteractionAdmin(admin.ModelAdmin):
+class InteractionAdmin(AccessLoggedChangeViewMixin, admin.ModelAdmin):
     """The support log. Writes go through ``customers.interactions`` only.
 
     Adding calls ``interaction_log``; on a complaint or return the status and the
@@ -1428,25 +1446,6 @@ class InteractionAdmin(admin.ModelAdmin):
         for field in Interaction._meta.concrete_fields:
             setattr(obj, field.attname, getattr(interaction, field.attname))
         obj._state = interaction._state
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        response = super().change_view(request, object_id, form_url, extra_context)
-        if request.method == "GET" and response.status_code == 200:
-            # What a customer said is their personal data: the access log hears of it.
-            customer_id = (
-                Interaction.objects.filter(pk=object_id)
-                .values_list("customer_id", flat=True)
-                .first()
-            )
-            if customer_id is not None:
-                personal_data_accessed_send(
-                    sender=type(self),
-                    request=request,
-                    customer_ids=[customer_id],
-                    action="view",
-                    purpose="admin",
-                )
-        return response
 
     @admin.action(description=_("Mark as resolved"), permissions=("change",))
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet) -> None:

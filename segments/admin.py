@@ -35,12 +35,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from consents.admin import ReadOnlyAdmin
-from customers.admin import ReadOnlyTabularInline
+from customers.admin import AccessLoggedChangeViewMixin, ReadOnlyTabularInline
 from customers.exports import customers_table, export_response
 from customers.forms import add_service_errors
 from customers.models import Customer, Store
 from customers.paginators import EstimatedCountPaginator
-from customers.signals import personal_data_accessed_send
 from segments.models import (
     CurrencyRate,
     CustomerMetrics,
@@ -575,7 +574,7 @@ class MetricsStoreFilter(admin.SimpleListFilter):
 
 
 @admin.register(CustomerMetrics)
-class CustomerMetricsAdmin(ReadOnlyAdmin):
+class CustomerMetricsAdmin(AccessLoggedChangeViewMixin, ReadOnlyAdmin):
     """Computed by segments.metrics: shown, never edited."""
 
     paginator = EstimatedCountPaginator
@@ -604,26 +603,6 @@ class CustomerMetricsAdmin(ReadOnlyAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return _customer_search(queryset, search_term)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        response = super().change_view(request, object_id, form_url, extra_context)
-        if request.method == "GET" and response.status_code == 200:
-            # A customer's figures and profile are personal data: the access log
-            # hears of every view, as of the customer page.
-            customer_id = (
-                CustomerMetrics.objects.filter(pk=object_id)
-                .values_list("customer_id", flat=True)
-                .first()
-            )
-            if customer_id is not None:
-                personal_data_accessed_send(
-                    sender=type(self),
-                    request=request,
-                    customer_ids=[customer_id],
-                    action="view",
-                    purpose="admin",
-                )
-        return response
 
 
 class RfmSegmentForm(forms.ModelForm):
