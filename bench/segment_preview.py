@@ -40,7 +40,7 @@ def run() -> dict:
         started = time.perf_counter()
         segment_preview(rules)
         timings.append(time.perf_counter() - started)
-    query, params = segment_customers(rules).query.sql_with_params()
+    query, params = segment_customers(rules).order_by().query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
             f"EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM ({query}) q", params

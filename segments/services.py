@@ -199,24 +199,39 @@ def _materialise(
             keys,
         )
         left = cursor.rowcount
+        # Who enters, chosen before anyone is inserted: an anti-join against the
+        # table being filled would read it again for every row.
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.segment_entering")
         cursor.execute(
             f"""
-            WITH came AS (
-                INSERT INTO {membership} (segment_id, customer_id, entered_at)
-                SELECT %(segment)s, f.customer_id, %(now)s
-                FROM pg_temp.segment_members f
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM {membership} m
-                    WHERE m.segment_id = %(segment)s AND m.customer_id = f.customer_id
-                )
-                RETURNING customer_id
+            CREATE TEMPORARY TABLE segment_entering ON COMMIT DROP AS
+            SELECT f.customer_id FROM pg_temp.segment_members f
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {membership} m
+                WHERE m.segment_id = %(segment)s AND m.customer_id = f.customer_id
             )
+            """,  # noqa: S608 - table names from the models
+            keys,
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {membership} (segment_id, customer_id, entered_at)
+            SELECT %(segment)s, customer_id, %(now)s FROM pg_temp.segment_entering
+            """,  # noqa: S608 - table names from the models
+            keys,
+        )
+        cursor.execute(
+            f"""
             INSERT INTO {change} (segment_id, customer_id, rebuild_id, kind, at)
-            SELECT %(segment)s, customer_id, %(rebuild)s, 'entered', %(now)s FROM came
+            SELECT %(segment)s, customer_id, %(rebuild)s, 'entered', %(now)s
+            FROM pg_temp.segment_entering
             """,  # noqa: S608 - table names from the models
             keys,
         )
         entered = cursor.rowcount
+        if entered + left > max(10_000, size // 10):
+            # Many came or went: the next rebuild's plans need to know.
+            cursor.execute(f"ANALYZE {membership}")
     return entered, left, size
 
 

@@ -638,7 +638,11 @@ class Address(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["customer", "kind"], name="address_customer_idx")
+            models.Index(fields=["customer", "kind"], name="address_customer_idx"),
+            # Segments by city compare UPPER(city) (case-insensitively); the index
+            # also gives the planner statistics of it: without them it takes a
+            # city for 0.5 % of the addresses, and Warszawa is a quarter.
+            models.Index(Upper("city"), name="address_city_ci_idx"),
         ]
 
     def __str__(self) -> str:
