@@ -504,6 +504,12 @@ def metrics_recompute(*, customer_ids: Iterable[int] | None = None) -> Recompute
         # The RFM page's warning counts everyone's; a few customers' would cost
         # a second pass over their orders for nothing.
         without_rate = None if incremental else _orders_without_rate(cursor, params)
+        if without_rate is not None:
+            # The RFM page warns of them (the figures leave their money out).
+            cursor.execute(
+                "UPDATE segments_rfmthreshold SET orders_without_rate = %s",
+                [without_rate],
+            )
     return RecomputeResult(
         customers=customers,
         rows=rows,

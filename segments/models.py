@@ -293,6 +293,12 @@ class RfmThreshold(models.Model):
     frequency = models.JSONField(_("order counts"), default=list)
     monetary = models.JSONField(_("revenues"), default=list)
     buyers = models.PositiveIntegerField(_("scored buyers"), default=0)
+    orders_without_rate = models.PositiveIntegerField(
+        _("orders in a currency with no rate"),
+        default=0,
+        db_default=0,  # segments.metrics inserts the rows in SQL
+        help_text=_("Counted for recency and frequency, left out of money."),
+    )
     computed_at = models.DateTimeField(_("computed at"))
 
     class Meta:

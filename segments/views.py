@@ -853,7 +853,10 @@ class RfmView(StaffPageMixin, TemplateView):
                     query=_query(store, segment=segment.code),
                 )
             )
-        computed_at = RfmThreshold.objects.aggregate(at=Max("computed_at"))["at"]
+        last_run = RfmThreshold.objects.aggregate(
+            at=Max("computed_at"), without_rate=Max("orders_without_rate")
+        )
+        computed_at = last_run["at"]
         context.update(
             form=form,
             store=store,
@@ -865,6 +868,7 @@ class RfmView(StaffPageMixin, TemplateView):
             moves=self.moves(),
             moves_days=MOVES_DAYS,
             computed_at=computed_at,
+            orders_without_rate=last_run["without_rate"] or 0,
             empty=computed_at is None and not CustomerMetrics.objects.exists(),
             currency=settings.DEFAULT_CURRENCY,
             fixed_thresholds={

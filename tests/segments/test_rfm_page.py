@@ -222,6 +222,16 @@ def test_definitions_and_when_computed(client, marketing, shop):
     assert "recompute_metrics" not in content
 
 
+def test_orders_in_a_currency_with_no_rate_are_pointed_out(
+    client, marketing, shop, store
+):
+    assert "order is in a currency" not in client.get(RFM).content.decode()
+    OrderFactory(customer=shop["anna"], store=store, currency="CZK", total=500)
+    metrics_recompute()
+    content = client.get(RFM).content.decode()
+    assert "1 order is in a currency with no rate to PLN" in content
+
+
 def test_empty_metrics_tell_how_to_compute_them(client, marketing):
     CustomerMetrics.objects.all().delete()
     content = client.get(RFM).content.decode()
