@@ -74,6 +74,9 @@ def celery_worker(transactional_db, broker_url, tmp_path):
         )
     previous = celery_app.conf.broker_url
     celery_app.conf.broker_url = broker_url
+    # Connections an earlier test opened (a page that queued a task) still go to
+    # the previous broker: the ping would never reach this worker.
+    celery_app.close()
     try:
         deadline = time.monotonic() + 60
         while not celery_app.control.ping(timeout=1):
@@ -87,7 +90,7 @@ def celery_worker(transactional_db, broker_url, tmp_path):
         except subprocess.TimeoutExpired:
             worker.kill()
         celery_app.conf.broker_url = previous
-        celery_app.pool.force_close_all(close_pool=False)
+        celery_app.close()
 
 
 def wait_for(predicate, timeout=30.0):
