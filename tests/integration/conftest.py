@@ -79,9 +79,11 @@ def celery_worker(transactional_db, broker_url, tmp_path):
     celery_app.close()
     try:
         deadline = time.monotonic() + 60
-        while not celery_app.control.ping(timeout=1):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"The Celery worker did not start:\n{log.read_text()}")
+        # Over a connection of its own to this broker, whatever the app's pools hold.
+        with celery_app.connection_for_write(broker_url) as broker:
+            while not celery_app.control.ping(timeout=1, connection=broker):
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"The Celery worker did not start:\n{log.read_text()}")
         yield worker
     finally:
         worker.terminate()
