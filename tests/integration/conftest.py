@@ -48,51 +48,76 @@ def celery_worker(transactional_db, broker_url, tmp_path):
         "DATABASE_URL": _database_url(connection.settings_dict),
         "CELERY_BROKER_URL": broker_url,
     }
-    log = tmp_path / "worker.log"
-    with log.open("w") as out:
-        worker = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                "test@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        "test@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     previous = celery_app.conf.broker_url
     celery_app.conf.broker_url = broker_url
     # Connections an earlier test opened (a page that queued a task) still go to
     # the previous broker: the ping would never reach this worker.
     celery_app.close()
+    worker = None
     try:
-        deadline = time.monotonic() + 60
-        # Over a connection of its own to this broker, whatever the app's pools hold.
-        with celery_app.connection_for_write(broker_url) as broker:
-            while not celery_app.control.ping(timeout=1, connection=broker):
-                if worker.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"The Celery worker did not start:\n{log.read_text()}")
+        # In the full suite the first worker of the session has been seen ready
+        # yet never answering (CI, three runs in a row; never alone or in any
+        # subset): a second start answers. Both logs go into the failure.
+        logs = []
+        for attempt in range(2):
+            log = tmp_path / f"worker-{attempt}.log"
+            logs.append(log)
+            with log.open("w") as out:
+                worker = subprocess.Popen(  # noqa: S603
+                    command,
+                    cwd=BASE_DIR,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            if _answers(worker, broker_url, seconds=30):
+                break
+            _stop(worker)
+        else:
+            pytest.fail(
+                "The Celery worker did not start:\n"
+                + "\n".join(log.read_text() for log in logs)
+            )
         yield worker
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        if worker is not None:
+            _stop(worker)
         celery_app.conf.broker_url = previous
         celery_app.close()
+
+
+def _answers(worker, broker_url: str, *, seconds: float) -> bool:
+    """Whether ``worker`` answers a ping within ``seconds`` (over its own broker)."""
+    deadline = time.monotonic() + seconds
+    with celery_app.connection_for_write(broker_url) as broker:
+        while not celery_app.control.ping(timeout=1, connection=broker):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                return False
+    return True
+
+
+def _stop(worker) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
 
 
 def wait_for(predicate, timeout=30.0):
