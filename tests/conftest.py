@@ -113,3 +113,29 @@ def purposes(db):
 
     ensure_purposes()
     return {purpose.code: purpose for purpose in ConsentPurpose.objects.all()}
+
+
+@pytest.fixture(autouse=True)
+def segments_tasks_sent(monkeypatch):
+    """What the segments app queued, recorded instead of sent to a broker.
+
+    Pages, the admin and the orders and consents services queue a segment
+    rebuild or a metrics recompute once their transaction commits; in the test
+    process that would publish to whatever broker the settings name (the
+    machine's Redis when nothing is set). Tests run the services directly, and
+    tests/integration runs a real worker. Each entry: (task name, args, kwargs).
+    """
+    from segments import tasks
+
+    sent = []
+    for task in (
+        tasks.segment_rebuild_task,
+        tasks.metrics_recompute_task,
+        tasks.metrics_recompute_queued_task,
+    ):
+
+        def record(args=None, kwargs=None, *_args, _name=task.name, **_options):
+            sent.append((_name, tuple(args or ()), dict(kwargs or {})))
+
+        monkeypatch.setattr(task, "apply_async", record)
+    return sent
