@@ -23,7 +23,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
@@ -37,7 +36,10 @@ from django.utils.translation import ngettext
 from import_export.admin import ImportExportMixin
 from import_export.forms import ConfirmImportForm, ImportForm
 
-from customers.forms import add_service_errors, user_label
+from customers.forms import (
+    add_service_dry_run_errors,
+    user_label,
+)
 from customers.importers.reading import CsvFormatError
 from customers.interactions import (
     ALLOWED_TRANSITIONS,
@@ -1057,27 +1059,6 @@ def _staff_users(*, keep=None) -> QuerySet:
     return get_user_model().objects.filter(condition).order_by("username")
 
 
-class _DryRun(Exception):  # noqa: N818 - not an error: undoes a trial service call
-    pass
-
-
-def _service_errors(form: forms.Form, call) -> None:
-    """Give ``form`` the errors the service ``call`` raises, writing nothing.
-
-    The service is the only judge of its rules, so the form asks it: ``call`` runs
-    in a savepoint that is always rolled back. ``save_model`` then makes the same
-    call for real; the admin's view runs both in one transaction.
-    """
-    try:
-        with transaction.atomic():
-            call()
-            raise _DryRun
-    except _DryRun:
-        pass
-    except ValidationError as error:
-        add_service_errors(form, error)
-
-
 class InteractionLogForm(forms.ModelForm):
     """Logging an interaction: checked and saved by ``interaction_log``."""
 
@@ -1126,7 +1107,7 @@ class InteractionLogForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if not self.errors:
-            _service_errors(
+            add_service_dry_run_errors(
                 self, lambda: interaction_log(actor=None, **self.log_arguments())
             )
         return cleaned
@@ -1192,7 +1173,7 @@ class InteractionFollowUpForm(forms.ModelForm):
                 interaction = Interaction.objects.get(pk=self.instance.pk)
                 _follow_up(interaction, cleaned, self.changed_data, actor=None)
 
-            _service_errors(self, follow_up)
+            add_service_dry_run_errors(self, follow_up)
         return cleaned
 
 

@@ -9,13 +9,14 @@ turns its ``ValidationError`` into the form's errors with :func:`add_service_err
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
@@ -37,6 +38,27 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
         return
     for name, errors in error.error_dict.items():
         form.add_error(name if name in form.fields else None, errors)
+
+
+class _DryRun(Exception):  # noqa: N818 - not an error: undoes a trial service call
+    pass
+
+
+def add_service_dry_run_errors(form: forms.BaseForm, call: Callable[[], Any]) -> None:
+    """Give ``form`` the errors the service ``call`` raises, writing nothing.
+
+    The service is the only judge of its rules, so the form asks it: ``call`` runs
+    in a savepoint that is always rolled back. The caller then makes the same call
+    for real (the admin's ``save_model``, in the same request transaction).
+    """
+    try:
+        with transaction.atomic():
+            call()
+            raise _DryRun
+    except _DryRun:
+        pass
+    except ValidationError as error:
+        add_service_errors(form, error)
 
 
 def order_label(order: Any) -> str:

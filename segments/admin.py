@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
@@ -37,7 +36,7 @@ from django.utils.translation import ngettext
 from consents.admin import ReadOnlyAdmin
 from customers.admin import AccessLoggedChangeViewMixin, ReadOnlyTabularInline
 from customers.exports import customers_table, export_response
-from customers.forms import add_service_errors
+from customers.forms import add_service_dry_run_errors
 from customers.models import Customer, Store
 from customers.paginators import EstimatedCountPaginator
 from segments.models import (
@@ -60,30 +59,9 @@ from segments.services import (
     segment_members_remove,
     segment_update,
 )
-from segments.tasks import metrics_recompute_task, segment_rebuild_task
+from segments.tasks import metrics_recompute_task, segment_rebuild_after_commit
 
 Trigger = SegmentRebuild.Trigger
-
-
-class _DryRun(Exception):  # noqa: N818 - not an error: undoes a trial service call
-    pass
-
-
-def _service_errors(form: forms.Form, call: Callable[[], Any]) -> None:
-    """Give ``form`` the errors the service ``call`` raises, writing nothing.
-
-    The service is the only judge of its rules, so the form asks it: ``call``
-    runs in a savepoint that is always rolled back; ``save_model`` then makes the
-    same call for real, in the same request transaction.
-    """
-    try:
-        with transaction.atomic():
-            call()
-            raise _DryRun
-    except _DryRun:
-        pass
-    except ValidationError as error:
-        add_service_errors(form, error)
 
 
 def _become(obj: Any, saved: Any) -> None:
@@ -115,24 +93,6 @@ def _recompute_note(request: HttpRequest) -> None:
             "the “Recompute now” action on the RFM grid."
         ),
     )
-
-
-def _rebuild_on_commit(
-    segments: Iterable[Segment], *, trigger: str, user: Any = None
-) -> int:
-    """Queue a rebuild of each segment once the request commits; how many."""
-    ids = [segment.pk for segment in segments]
-    trigger = str(trigger)  # the plain value through the broker's JSON
-    user_id = user.pk if getattr(user, "is_authenticated", False) else None
-
-    def enqueue() -> None:
-        for segment_id in ids:
-            segment_rebuild_task.delay(segment_id, trigger=trigger, user_id=user_id)
-
-    # robust: a broker outage must not turn the committed change into an error;
-    # scheduled segments catch up on their next run.
-    transaction.on_commit(enqueue, robust=True)
-    return len(ids)
 
 
 # --- Segments ------------------------------------------------------------------------
@@ -200,7 +160,7 @@ class SegmentAdminForm(forms.ModelForm):
         cleaned = super().clean()
         if not self.errors:
             segment_id = self.instance.pk
-            _service_errors(
+            add_service_dry_run_errors(
                 self, lambda: _segment_write(segment_id, cleaned, actor=None)
             )
         return cleaned
@@ -295,7 +255,9 @@ class SegmentAdmin(admin.ModelAdmin):
         )
         _become(obj, segment)
         if rebuild and segment.is_active:
-            _rebuild_on_commit([segment], trigger=Trigger.EDIT, user=request.user)
+            segment_rebuild_after_commit(
+                [segment], trigger=Trigger.EDIT, user=request.user
+            )
             self.message_user(
                 request,
                 _("The members are being selected by the new rules."),
@@ -328,7 +290,7 @@ class SegmentAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Rebuild now"), permissions=("change",))
     def rebuild_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        queued = _rebuild_on_commit(
+        queued = segment_rebuild_after_commit(
             queryset.only("pk"), trigger=Trigger.MANUAL, user=request.user
         )
         self.message_user(
@@ -408,7 +370,7 @@ class SegmentMemberAddForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if not self.errors:
-            _service_errors(self, lambda: _member_add(cleaned, actor=None))
+            add_service_dry_run_errors(self, lambda: _member_add(cleaned, actor=None))
         return cleaned
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from celery import shared_task
 from django.core.cache import cache
+from django.db import transaction
 
 from segments.metrics import (
     SCHEDULED_KEY,
@@ -51,3 +55,23 @@ def segment_rebuild_task(
         return
     actor = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     segment_rebuild(segment=segment, trigger=trigger, actor=actor)
+
+
+def segment_rebuild_after_commit(
+    segments: Iterable[Segment], *, trigger: str, user: Any = None
+) -> int:
+    """Queue a rebuild of each segment once the transaction commits; how many.
+
+    For pages and the admin. A broker that is down must not turn the committed
+    change into an error (robust): scheduled segments catch up on their next run.
+    """
+    ids = [segment.pk for segment in segments]
+    trigger = str(trigger)  # the plain value through the broker's JSON
+    user_id = user.pk if getattr(user, "is_authenticated", False) else None
+
+    def enqueue() -> None:
+        for segment_id in ids:
+            segment_rebuild_task.delay(segment_id, trigger=trigger, user_id=user_id)
+
+    transaction.on_commit(enqueue, robust=True)
+    return len(ids)

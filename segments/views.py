@@ -12,7 +12,8 @@
   moved between them; ``rfm_customers`` lists a cell's or a segment's customers.
 
 Every write goes through ``segments.services``; rebuilds run in the worker
-(``segments.tasks.segment_rebuild_task``), queued once the request commits.
+(``segments.tasks.segment_rebuild_task``), queued once the request commits
+(``segment_rebuild_after_commit``).
 Pages and files with customers' personal data report them to the access log
 (``personal_data_accessed_send``), as the customer pages do.
 """
@@ -68,7 +69,7 @@ from segments.services import (
     segment_preview,
     segment_update,
 )
-from segments.tasks import segment_rebuild_task
+from segments.tasks import segment_rebuild_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -190,26 +191,6 @@ def log_viewed(request: HttpRequest, sender: Any, rows: list[CustomerRow]) -> No
         )
 
 
-def queue_rebuild(request: HttpRequest, segment: Segment, trigger: str) -> None:
-    """Ask the worker to rebuild the segment once this request's changes commit."""
-    segment_id, user_id = segment.pk, request.user.pk
-
-    def send() -> None:
-        try:
-            segment_rebuild_task.delay(segment_id, trigger, user_id)
-        except Exception:
-            logger.exception("Segment %s: could not queue a rebuild", segment_id)
-            messages.warning(
-                request,
-                _(
-                    "The task queue is not available: the members are rebuilt at "
-                    "the next scheduled run, or try “Rebuild now” in a moment."
-                ),
-            )
-
-    transaction.on_commit(send)
-
-
 # --- The list -------------------------------------------------------------------------
 
 
@@ -296,7 +277,9 @@ class SegmentFormView(StaffPageMixin, View):
                 add_service_errors(form, error)
             else:
                 if saved.is_dynamic and rules_changed:
-                    queue_rebuild(request, saved, Trigger.EDIT)
+                    segment_rebuild_after_commit(
+                        [saved], trigger=Trigger.EDIT, user=request.user
+                    )
                     messages.success(
                         request,
                         _(
@@ -587,7 +570,9 @@ class SegmentRebuildView(SegmentObjectMixin, StaffPageMixin, View):
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         segment = self.get_segment()
-        queue_rebuild(request, segment, Trigger.MANUAL)
+        segment_rebuild_after_commit(
+            [segment], trigger=Trigger.MANUAL, user=request.user
+        )
         messages.success(
             request,
             _("A rebuild of “%(name)s” is on its way: reload in a moment.")

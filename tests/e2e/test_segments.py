@@ -44,7 +44,9 @@ def shop(store):
 def rebuild_inline(monkeypatch):
     """The rebuild the page queues runs at once (no worker here)."""
     monkeypatch.setattr(
-        segment_rebuild_task, "delay", lambda *args: segment_rebuild_task(*args)
+        segment_rebuild_task,
+        "delay",
+        lambda *args, **kwargs: segment_rebuild_task(*args, **kwargs),
     )
 
 

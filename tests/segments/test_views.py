@@ -50,7 +50,13 @@ def _english(client):
 def queued(monkeypatch):
     """Rebuilds the pages ask for, recorded instead of going to a broker."""
     calls = []
-    monkeypatch.setattr(segment_rebuild_task, "delay", lambda *args: calls.append(args))
+    monkeypatch.setattr(
+        segment_rebuild_task,
+        "delay",
+        lambda segment_id, trigger, user_id=None: calls.append(
+            (segment_id, trigger, user_id)
+        ),
+    )
     return calls
 
 
