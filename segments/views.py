@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -70,8 +69,6 @@ from segments.services import (
     segment_update,
 )
 from segments.tasks import segment_rebuild_after_commit
-
-logger = logging.getLogger(__name__)
 
 VIEW = "segments.view_segment"
 ADD = "segments.add_segment"
