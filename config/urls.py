@@ -18,6 +18,7 @@ urlpatterns = [
     path("support/", include("customers.urls_support")),
     path("segments/", include("segments.urls")),
     path("", include("consents.urls")),
+    path("", include("campaigns.urls")),
     path("api/v1/", include("customers.api.urls")),
     path("api/v1/", include("orders.api.urls")),
     path("api/v1/", include("consents.api.urls")),

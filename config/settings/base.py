@@ -282,6 +282,34 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Campaigns and flows (campaigns app).
+# At most this many marketing messages (campaigns and flows, email and SMS) reach one
+# customer within CAMPAIGN_FREQUENCY_DAYS; the rest are skipped as "frequency cap".
+CAMPAIGN_FREQUENCY_CAP = env.int("CAMPAIGN_FREQUENCY_CAP", default=3)
+CAMPAIGN_FREQUENCY_DAYS = env.int("CAMPAIGN_FREQUENCY_DAYS", default=7)
+# Messages per second per campaign or flow (0: as fast as the workers go), and how
+# many a sending task sends before it queues the next batch.
+CAMPAIGN_SEND_RATE = env.float("CAMPAIGN_SEND_RATE", default=0)
+CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=1000)
+# A campaign "sending" with no progress for this long has lost its worker: the
+# watchdog (campaigns_watch_task, every minute) queues another batch.
+CAMPAIGN_STALLED_SECONDS = env.int("CAMPAIGN_STALLED_SECONDS", default=120)
+# SMS only between these local hours (from, to): messages wait for the next morning.
+SMS_SEND_HOURS = tuple(env.list("SMS_SEND_HOURS", cast=int, default=[9, 20]))
+# An order within this many days after a message was opened or clicked counts as
+# its conversion (see campaigns.selectors).
+CAMPAIGN_ATTRIBUTION_DAYS = env.int("CAMPAIGN_ATTRIBUTION_DAYS", default=5)
+# The mail provider's bounce and complaint webhook (/t/webhooks/email-events/) signs
+# its body with this secret; unset, the webhook is off.
+EMAIL_WEBHOOK_SECRET = env("EMAIL_WEBHOOK_SECRET", default="")
+# SMS (campaigns.sms): the console backend prints messages; production uses the
+# SMSAPI.pl-compatible HTTP gateway.
+SMS_BACKEND = env("SMS_BACKEND", default="campaigns.sms.ConsoleBackend")
+SMS_GATEWAY_URL = env("SMS_GATEWAY_URL", default="https://api.smsapi.pl/sms.do")
+SMS_GATEWAY_TOKEN = env("SMS_GATEWAY_TOKEN", default="")
+SMS_SENDER_NAME = env("SMS_SENDER_NAME", default="")
+SMS_FILE_PATH = env("SMS_FILE_PATH", default=str(BASE_DIR / ".data" / "sms.jsonl"))
+
 # Security: secure unless DEBUG. Behind a TLS-terminating proxy set
 # SECURE_PROXY_SSL_HEADER through USE_X_FORWARDED_PROTO=1.
 SESSION_COOKIE_SECURE = not DEBUG

@@ -1,0 +1,3 @@
+"""Public endpoints under /t/ (no login): tracking and the mail provider's webhook."""
+
+urlpatterns: list = []
