@@ -147,6 +147,8 @@ class Campaign(CouponSettings):
     )
     scheduled_at = models.DateTimeField(_("send at"), null=True, blank=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    # When the audience was chosen (its Delivery rows created): sending starts then.
+    prepared_at = models.DateTimeField(_("audience chosen at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # The sender's last sign of life: a campaign "sending" with an old heartbeat has
     # lost its worker, and campaigns_watch_task starts another.

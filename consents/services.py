@@ -158,16 +158,28 @@ def _contacts(email: str | None, phone: str | None) -> list[tuple[str, str | Non
     return [(Suppression.Kind.EMAIL, email), (Suppression.Kind.PHONE, phone)]
 
 
-def suppression_add(*, email: str | None = None, phone: str | None = None) -> None:
-    """Put an erased person's contacts on the suppression list (idempotent)."""
+def suppression_add(
+    *, email: str | None = None, phone: str | None = None, reason: str = "erasure"
+) -> None:
+    """Put contacts on the suppression list (idempotent; the first reason stays).
+
+    ``reason``: "erasure" (an erased person), "bounce" or "complaint" (the mail
+    provider's hard bounce or spam complaint). Erasure replaces an earlier reason:
+    it is the one that must never be lifted.
+    """
     for kind, value in (
         (Suppression.Kind.EMAIL, email),
         (Suppression.Kind.PHONE, phone),
     ):
         if value:
-            Suppression.objects.get_or_create(
-                kind=kind, value_hash=suppression_hash(kind, value)
+            suppression, created = Suppression.objects.get_or_create(
+                kind=kind,
+                value_hash=suppression_hash(kind, value),
+                defaults={"reason": reason},
             )
+            if not created and reason == "erasure" and suppression.reason != reason:
+                suppression.reason = reason
+                suppression.save(update_fields=["reason"])
 
 
 def is_suppressed(*, email: str | None = None, phone: str | None = None) -> bool:

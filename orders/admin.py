@@ -15,6 +15,7 @@ writes each order through ``order_upsert``, as the shop's API and CSV imports do
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
@@ -104,6 +105,8 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ("name", "=sku", "=external_id")
     autocomplete_fields = ("store", "category")
     readonly_fields = ("created_at", "updated_at")
+    # "shop.pl/p/1" typed without a scheme becomes an https link, not an http one.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description=_("price"), ordering="price")
     def price_display(self, product: Product) -> str:

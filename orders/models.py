@@ -3,6 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
@@ -11,6 +12,10 @@ from django.utils.translation import gettext_lazy as _
 from customers.models import Customer, Store, currency_validator
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
+# Links sent to customers: no ftp, no relative paths (URLField alone allows ftp).
+http_url_validator = URLValidator(
+    schemes=["http", "https"], message=_("Enter an absolute http or https address.")
+)
 
 
 class Category(models.Model):
@@ -107,6 +112,24 @@ class Product(models.Model):
         max_length=3,
         default=settings.DEFAULT_CURRENCY,
         validators=[currency_validator],
+    )
+    # db_default too: raw INSERT writers (the catalogue upsert, benchmarks) may
+    # leave the links out.
+    url = models.URLField(
+        _("product page"),
+        max_length=2000,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[http_url_validator],
+    )
+    image_url = models.URLField(
+        _("image"),
+        max_length=2000,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[http_url_validator],
     )
     replenishment_days = models.PositiveSmallIntegerField(
         _("replenishment days"),

@@ -20,7 +20,14 @@ from config import rawsql
 from customers.models import Customer, Store
 from customers.services import customer_mark_buyer, customer_upsert, errors_prefixed
 from customers.signals import customer_activity_changed_send
-from orders.models import Cart, Category, Order, OrderLine, Product
+from orders.models import (
+    Cart,
+    Category,
+    Order,
+    OrderLine,
+    Product,
+    http_url_validator,
+)
 
 CENT = Decimal("0.01")
 TEXT_FIELDS = {
@@ -786,6 +793,17 @@ def _optional_currency(value: Any) -> str | None:
     return _currency(value, "")
 
 
+_url_text = _text_parser(2000, required=False)
+
+
+def _url(value: Any) -> str:
+    # Null or "" removes the link; only absolute http(s) addresses go to customers.
+    text = _url_text(value) or ""
+    if text:
+        http_url_validator(text)
+    return text
+
+
 # Field -> parser. A parser gets None for null; a field left out is not parsed.
 PRODUCT_FIELDS = {
     "external_id": _text_parser(100, required=True),
@@ -798,6 +816,8 @@ PRODUCT_FIELDS = {
     "replenishment_days": _days,
     "is_sensitive": _flag,
     "is_active": _flag,
+    "url": _url,
+    "image_url": _url,
 }
 PRODUCT_REQUIRED = ("external_id", "sku", "name", "price")
 CATEGORY_FIELDS = {
@@ -871,7 +891,8 @@ def _catalog_clean(
 _PRODUCTS_UPSERT = sql.SQL("""
     INSERT INTO {product} AS p
         (store_id, external_id, sku, name, brand, category_id, price, currency,
-         replenishment_days, is_sensitive, is_active, created_at, updated_at)
+         replenishment_days, is_sensitive, is_active, url, image_url,
+         created_at, updated_at)
     SELECT %s, b.external_id, b.sku, b.name,
            COALESCE(b.brand, o.brand, ''),
            CASE WHEN b.has_category THEN b.category_id ELSE o.category_id END,
@@ -881,12 +902,16 @@ _PRODUCTS_UPSERT = sql.SQL("""
                 ELSE o.replenishment_days END,
            COALESCE(b.is_sensitive, o.is_sensitive, false),
            COALESCE(b.is_active, o.is_active, true),
+           COALESCE(b.url, o.url, ''),
+           COALESCE(b.image_url, o.image_url, ''),
            %s, %s
     FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[],
                 %s::bigint[], %s::boolean[], %s::numeric[], %s::varchar[],
-                %s::integer[], %s::boolean[], %s::boolean[], %s::boolean[])
+                %s::integer[], %s::boolean[], %s::boolean[], %s::boolean[],
+                %s::varchar[], %s::varchar[])
         AS b(external_id, sku, name, brand, category_id, has_category, price,
-             currency, replenishment_days, has_days, is_sensitive, is_active)
+             currency, replenishment_days, has_days, is_sensitive, is_active,
+             url, image_url)
     LEFT JOIN {product} o ON o.store_id = %s AND o.external_id = b.external_id
     ORDER BY b.external_id
     ON CONFLICT (store_id, external_id) DO UPDATE SET
@@ -899,13 +924,16 @@ _PRODUCTS_UPSERT = sql.SQL("""
         replenishment_days = EXCLUDED.replenishment_days,
         is_sensitive = EXCLUDED.is_sensitive,
         is_active = EXCLUDED.is_active,
+        url = EXCLUDED.url,
+        image_url = EXCLUDED.image_url,
         updated_at = EXCLUDED.updated_at
     WHERE (p.sku, p.name, p.brand, p.category_id, p.price, p.currency,
-           p.replenishment_days, p.is_sensitive, p.is_active)
+           p.replenishment_days, p.is_sensitive, p.is_active, p.url, p.image_url)
         IS DISTINCT FROM
           (EXCLUDED.sku, EXCLUDED.name, EXCLUDED.brand, EXCLUDED.category_id,
            EXCLUDED.price, EXCLUDED.currency, EXCLUDED.replenishment_days,
-           EXCLUDED.is_sensitive, EXCLUDED.is_active)
+           EXCLUDED.is_sensitive, EXCLUDED.is_active, EXCLUDED.url,
+           EXCLUDED.image_url)
     RETURNING (xmax = 0) AS created
 """).format(product=sql.Identifier(Product._meta.db_table))
 
@@ -917,10 +945,12 @@ def product_upsert_bulk(
 
     Every item is checked first and one ValidationError keyed ``items.<n>.<field>``
     refuses the whole batch: an unknown category, an external id or SKU given twice,
-    a SKU another product of the store holds. Fields left out keep the stored value
-    (defaults for a new product), so a flag set in Kartoteka (``is_sensitive``)
-    survives a sync that does not send it. Returns counts of created, updated and
-    unchanged products; sending the same batch again writes nothing.
+    a SKU another product of the store holds, a link that is not an absolute http(s)
+    address. Fields left out keep the stored value (defaults for a new product), so
+    a flag set in Kartoteka (``is_sensitive``) survives a sync that does not send
+    it; null or "" removes a link (``url``, ``image_url``). Returns counts of
+    created, updated and unchanged products; sending the same batch again writes
+    nothing.
     """
     rows, errors = _catalog_clean(items, PRODUCT_FIELDS, PRODUCT_REQUIRED)
     by_sku: dict[str, int] = {}
@@ -979,6 +1009,8 @@ def product_upsert_bulk(
         ["replenishment_days" in row for row in ordered],
         [row.get("is_sensitive") for row in ordered],
         [row.get("is_active") for row in ordered],
+        [row.get("url") for row in ordered],
+        [row.get("image_url") for row in ordered],
     ]
     now = timezone.now()
     try:

@@ -139,3 +139,43 @@ def segments_tasks_sent(monkeypatch):
 
         monkeypatch.setattr(task, "apply_async", record)
     return sent
+
+
+@pytest.fixture(autouse=True)
+def campaigns_tasks_sent(request, monkeypatch):
+    """What the campaigns app queued, recorded instead of sent to a broker.
+
+    As ``segments_tasks_sent``; tests call the tasks as functions, in the order a
+    worker would. Integration tests (a real worker) publish for real.
+    """
+    if request.node.get_closest_marker("integration"):
+        return []
+    from campaigns import tasks
+
+    sent = []
+    for task in (
+        tasks.campaign_prepare_task,
+        tasks.campaign_send_task,
+        tasks.campaigns_start_due_task,
+        tasks.campaigns_watch_task,
+    ):
+
+        def record(args=None, kwargs=None, *_args, _name=task.name, **_options):
+            sent.append((_name, tuple(args or ()), dict(kwargs or {})))
+
+        monkeypatch.setattr(task, "apply_async", record)
+    return sent
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    """A real SMTP server receiving what the app sends (Django's SMTP backend)."""
+    from tests.smtp import SmtpSink
+
+    with SmtpSink() as sink:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST = "127.0.0.1"
+        settings.EMAIL_PORT = sink.port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+        yield sink

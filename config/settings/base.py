@@ -5,6 +5,7 @@ config/embedded.py). DEBUG is off unless set; with DEBUG off, cookies are secure
 HTTPS is enforced and HSTS is on.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -244,6 +245,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
+# A task whose worker died (killed, out of memory) goes back to the queue rather
+# than being acknowledged as done: campaign batches rely on it.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -276,6 +280,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.segments_rebuild_due_task",
         "schedule": 600.0,
     },
+    # Campaigns: scheduled ones start on time; a campaign whose worker vanished
+    # is picked up again.
+    "campaigns-start-due": {
+        "task": "campaigns.tasks.campaigns_start_due_task",
+        "schedule": 60.0,
+    },
+    "campaigns-watch": {
+        "task": "campaigns.tasks.campaigns_watch_task",
+        "schedule": 60.0,
+    },
     "api-records-prune": {
         "task": "customers.tasks.api_records_prune_task",
         "schedule": crontab(hour=3, minute=45),
@@ -283,6 +297,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Campaigns and flows (campaigns app).
+# The shop's name as messages sign it ({{ shop_name }}).
+SHOP_NAME = env("SHOP_NAME", default="Kartoteka")
 # At most this many marketing messages (campaigns and flows, email and SMS) reach one
 # customer within CAMPAIGN_FREQUENCY_DAYS; the rest are skipped as "frequency cap".
 CAMPAIGN_FREQUENCY_CAP = env.int("CAMPAIGN_FREQUENCY_CAP", default=3)
@@ -308,6 +324,12 @@ SMS_BACKEND = env("SMS_BACKEND", default="campaigns.sms.ConsoleBackend")
 SMS_GATEWAY_URL = env("SMS_GATEWAY_URL", default="https://api.smsapi.pl/sms.do")
 SMS_GATEWAY_TOKEN = env("SMS_GATEWAY_TOKEN", default="")
 SMS_SENDER_NAME = env("SMS_SENDER_NAME", default="")
+# Each SMS carries a reference the gateway refuses to see twice; this installation's
+# prefix (by default from SECRET_KEY) keeps ours apart from others on one account.
+SMS_REFERENCE_PREFIX = env(
+    "SMS_REFERENCE_PREFIX",
+    default=hashlib.sha256(SECRET_KEY.encode()).hexdigest()[:8] + "-",
+)
 SMS_FILE_PATH = env("SMS_FILE_PATH", default=str(BASE_DIR / ".data" / "sms.jsonl"))
 
 # Security: secure unless DEBUG. Behind a TLS-terminating proxy set

@@ -10,6 +10,10 @@ from config.settings.base import *  # noqa: E402, F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# A real SMTP server for the worker of an integration test (tests/smtp.py); never
+# EMAIL_URL, which a developer's .env may point at a real mail server.
+if os.environ.get("KARTOTEKA_TEST_EMAIL_URL"):
+    vars().update(env.email_url("KARTOTEKA_TEST_EMAIL_URL"))  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = (  # noqa: F405
     "django.contrib.staticfiles.storage.StaticFilesStorage"
 )

@@ -391,6 +391,28 @@ class ProductInputSerializer(StrictSerializer):
         help_text=_("Never used in individual marketing. Left out: kept as is."),
     )
     is_active = serializers.BooleanField(required=False)
+    # Plain strings in the schema, not format "uri": the service decides what a
+    # link is (absolute http or https), and says so per item.
+    url = StrictCharField(
+        max_length=2000,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text=_(
+            "The product page: an absolute http or https address, used in "
+            "recommendations. Null or empty removes it."
+        ),
+    )
+    image_url = StrictCharField(
+        max_length=2000,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text=_(
+            "The product image: an absolute http or https address. Null or empty "
+            "removes it."
+        ),
+    )
 
 
 class CategoryInputSerializer(StrictSerializer):
@@ -472,6 +494,8 @@ class ProductSerializer(ReadSerializer):
             "replenishment_days",
             "is_sensitive",
             "is_active",
+            "url",
+            "image_url",
             "created_at",
             "updated_at",
         )

@@ -39,15 +39,8 @@ def _database_url(settings_dict) -> str:
     return f"postgres://{user}:{password}@{host}:{port}/{name}"
 
 
-@pytest.fixture
-def celery_worker(transactional_db, broker_url, tmp_path):
-    """Start a worker on the test database; yield once it answers a ping."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _database_url(connection.settings_dict),
-        "CELERY_BROKER_URL": broker_url,
-    }
+def _start(env: dict, broker_url: str, tmp_path: Path, name: str):
+    """A worker subprocess that answers a ping; fails the test otherwise."""
     command = [
         sys.executable,
         "-m",
@@ -60,46 +53,74 @@ def celery_worker(transactional_db, broker_url, tmp_path):
         "--loglevel",
         "INFO",
         "--hostname",
-        "test@%h",
+        f"{name}@%h",
         "--without-gossip",
         "--without-mingle",
     ]
+    # In the full suite the first worker of the session has been seen ready yet
+    # never answering (CI, three runs in a row; never alone or in any subset): a
+    # second start answers. Both logs go into the failure.
+    logs = []
+    for attempt in range(2):
+        log = tmp_path / f"{name}-{attempt}.log"
+        logs.append(log)
+        with log.open("w") as out:
+            worker = subprocess.Popen(  # noqa: S603
+                command,
+                cwd=BASE_DIR,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        if _answers(worker, broker_url, seconds=30):
+            return worker
+        _stop(worker)
+    pytest.fail(
+        "The Celery worker did not start:\n"
+        + "\n".join(log.read_text() for log in logs)
+    )
+
+
+@pytest.fixture
+def start_worker(transactional_db, broker_url, tmp_path):
+    """Start workers on the test database: ``start_worker(**extra_environment)``.
+
+    Each call starts one more (with a hostname of its own); all are stopped when
+    the test ends.
+    """
+    base_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": broker_url,
+    }
     previous = celery_app.conf.broker_url
     celery_app.conf.broker_url = broker_url
     # Connections an earlier test opened (a page that queued a task) still go to
     # the previous broker: the ping would never reach this worker.
     celery_app.close()
-    worker = None
+    workers = []
+
+    def start(**extra_env: str):
+        name = f"test{len(workers)}"
+        worker = _start({**base_env, **extra_env}, broker_url, tmp_path, name)
+        workers.append(worker)
+        return worker
+
     try:
-        # In the full suite the first worker of the session has been seen ready
-        # yet never answering (CI, three runs in a row; never alone or in any
-        # subset): a second start answers. Both logs go into the failure.
-        logs = []
-        for attempt in range(2):
-            log = tmp_path / f"worker-{attempt}.log"
-            logs.append(log)
-            with log.open("w") as out:
-                worker = subprocess.Popen(  # noqa: S603
-                    command,
-                    cwd=BASE_DIR,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            if _answers(worker, broker_url, seconds=30):
-                break
-            _stop(worker)
-        else:
-            pytest.fail(
-                "The Celery worker did not start:\n"
-                + "\n".join(log.read_text() for log in logs)
-            )
-        yield worker
+        yield start
     finally:
-        if worker is not None:
-            _stop(worker)
+        for worker in workers:
+            if worker.poll() is None:
+                _stop(worker)
         celery_app.conf.broker_url = previous
         celery_app.close()
+
+
+@pytest.fixture
+def celery_worker(start_worker):
+    """One worker on the test database, answering a ping."""
+    return start_worker()
 
 
 def _answers(worker, broker_url: str, *, seconds: float) -> bool:

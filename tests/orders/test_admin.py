@@ -239,6 +239,31 @@ def test_product_form_uses_autocomplete_for_store_and_category(admin_client):
     assert 'data-field-name="category"' in html
 
 
+def test_product_form_edits_the_links_as_absolute_http_addresses(admin_client):
+    product = ProductFactory()
+    url = reverse("admin:orders_product_change", args=[product.pk])
+    form = admin_client.get(url).context["adminform"].form
+    assert {"url", "image_url"} <= set(form.fields)
+    data = {
+        **{
+            name: value
+            for name, value in form.initial.items()
+            if name in form.fields and value is not None
+        },
+        "url": "sklep.pl/p/1",
+        "image_url": "ftp://sklep.pl/1.jpg",
+    }
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert set(response.context["adminform"].form.errors) == {"image_url"}
+    data["image_url"] = ""
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    product.refresh_from_db()
+    # Typed without a scheme: taken as https.
+    assert (product.url, product.image_url) == ("https://sklep.pl/p/1", "")
+
+
 def test_support_cannot_add_product(client, make_staff):
     client.force_login(make_staff(roles.SUPPORT))
     assert client.get(reverse("admin:orders_product_changelist")).status_code == 200

@@ -337,6 +337,26 @@ def test_product_bulk_upserts_and_repeats_change_nothing(api, store):
     assert api.get(f"{PRODUCTS}P-3/").json()["currency"] == "PLN"
 
 
+def test_product_bulk_takes_the_links_and_the_answers_show_them(api, store):
+    items = [
+        product(1, url="https://sklep.pl/p/1", image_url="https://cdn.sklep.pl/1.jpg"),
+        product(2),
+    ]
+    response = api.post(f"{PRODUCTS}bulk/", {"items": items}, format="json")
+    assert response.status_code == 200, response.json()
+    shown = api.get(f"{PRODUCTS}P-1/").json()
+    assert (shown["url"], shown["image_url"]) == (
+        "https://sklep.pl/p/1",
+        "https://cdn.sklep.pl/1.jpg",
+    )
+    assert api.get(f"{PRODUCTS}P-2/").json()["url"] == ""
+    bad = [product(1, url="ftp://sklep.pl/p/1", image_url="/1.jpg")]
+    response = api.post(f"{PRODUCTS}bulk/", {"items": bad}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"items.0.url", "items.0.image_url"}
+    assert api.get(f"{PRODUCTS}P-1/").json()["url"] == "https://sklep.pl/p/1"
+
+
 def test_product_bulk_refuses_the_whole_batch_with_item_errors(api, store):
     ProductFactory(store=store, external_id="OLD", sku="TAKEN")
     items = [

@@ -403,6 +403,49 @@ class TestProductUpsertBulk:
             product_upsert_bulk(store=store, items=[product(n) for n in range(1001)])
         assert error.value.error_dict["items"][0].code == "too_many"
 
+    def test_links_are_absolute_http_addresses_kept_when_left_out(self, store):
+        page, image = "https://sklep.pl/p/1", "http://cdn.sklep.pl/1.jpg?w=600"
+        product_upsert_bulk(
+            store=store, items=[product(1, url=f"  {page} ", image_url=image)]
+        )
+        stored = Product.objects.get()
+        assert (stored.url, stored.image_url) == (page, image)
+        assert product_upsert_bulk(store=store, items=[product(1)])["unchanged"] == 1
+        stored.refresh_from_db()
+        assert (stored.url, stored.image_url) == (page, image)
+        assert (
+            product_upsert_bulk(
+                store=store, items=[product(1, url=None, image_url="")]
+            )["updated"]
+            == 1
+        )
+        stored.refresh_from_db()
+        assert (stored.url, stored.image_url) == ("", "")
+        # A new product without links gets empty ones, not NULL.
+        product_upsert_bulk(store=store, items=[product(2)])
+        assert Product.objects.get(external_id="P2").url == ""
+
+    @pytest.mark.parametrize(
+        ("value", "code"),
+        [
+            ("/p/1", "invalid"),
+            ("sklep.pl/p/1", "invalid"),
+            ("ftp://sklep.pl/p/1", "invalid"),
+            ("javascript:alert(1)", "invalid"),
+            ("https://sklep.pl/a b", "invalid"),
+            (1, "invalid"),
+            ("https://sklep.pl/" + "a" * 1990, "too_long"),
+        ],
+    )
+    def test_a_bad_link_is_an_item_error(self, store, value, code):
+        with pytest.raises(ValidationError) as error:
+            product_upsert_bulk(
+                store=store, items=[product(1), product(2, image_url=value)]
+            )
+        assert set(error.value.error_dict) == {"items.1.image_url"}
+        assert error.value.error_dict["items.1.image_url"][0].code == code
+        assert not Product.objects.exists()
+
 
 @pytest.mark.django_db
 class TestCategoryUpsertBulk:

@@ -1,0 +1,508 @@
+"""Every write of the campaigns app: templates, campaigns and their status, audiences.
+
+A campaign's life: created as a draft, scheduled (or started at once), its audience
+chosen (``campaign_prepare``: one Delivery row per segment member, the ones who may
+not receive it marked with the reason), sent in batches (``campaigns.sending``),
+then sent, or paused, resumed or cancelled on the way. Status changes only through
+``campaign_transition``, along ``Campaign.TRANSITIONS``, each recorded as a
+CampaignEvent with the acting user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from campaigns.models import (
+    Campaign,
+    CampaignEvent,
+    Channel,
+    Delivery,
+    MessageTemplate,
+)
+from campaigns.rendering import html_sanitise, template_check
+from consents.models import ConsentPurpose, Suppression
+from consents.services import suppression_hash
+from segments.models import Segment, SegmentRebuild
+from segments.services import segment_rebuild
+
+Status = Campaign.Status
+
+# --- Templates -----------------------------------------------------------------------
+
+
+def template_save(
+    *,
+    actor: Any,
+    template: MessageTemplate | None = None,
+    name: str,
+    channel: str,
+    subject: str = "",
+    html: str = "",
+    text: str = "",
+) -> MessageTemplate:
+    """Create or change a template; its merge tags and HTML are checked first.
+
+    The HTML is stored sanitised, so what staff preview is what recipients get.
+    """
+    if channel not in Channel.values:
+        raise ValidationError(
+            {"channel": ValidationError(_("Choose email or SMS."), code="invalid")}
+        )
+    if not name.strip():
+        raise ValidationError(
+            {"name": ValidationError(_("Give the template a name."), code="required")}
+        )
+    if channel == Channel.EMAIL:
+        text = ""
+    else:
+        # Browsers send a textarea's line breaks as CRLF: each would cost two
+        # characters of the message.
+        text = text.replace("\r\n", "\n")
+        subject = html = ""
+    template_check(channel=channel, subject=subject, html=html, text=text)
+    if template is None:
+        template = MessageTemplate(created_by=_user(actor))
+    elif template.channel != channel and template.campaigns.exists():
+        raise ValidationError(
+            {
+                "channel": ValidationError(
+                    _("Campaigns use this template: its channel cannot change."),
+                    code="in_use",
+                )
+            }
+        )
+    template.name = name.strip()
+    template.channel = channel
+    template.subject = subject.strip()
+    template.html = html_sanitise(html) if html else ""
+    template.text = text
+    template.save()
+    return template
+
+
+# --- Campaigns -----------------------------------------------------------------------
+
+
+def _user(actor: Any) -> Any:
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def _check(
+    *, template: MessageTemplate, purpose: ConsentPurpose, segment: Segment
+) -> None:
+    """The template's channel and the purpose asked for must match."""
+    errors: dict[str, ValidationError] = {}
+    if purpose.channel != template.channel or not purpose.is_marketing:
+        errors["purpose"] = ValidationError(
+            _("Choose a marketing consent for the %(channel)s channel."),
+            code="purpose_mismatch",
+            params={"channel": template.get_channel_display()},
+        )
+    elif not purpose.is_active:
+        errors["purpose"] = ValidationError(
+            _("This consent purpose is switched off."), code="inactive"
+        )
+    if not segment.is_active:
+        errors["segment"] = ValidationError(
+            _("This segment is switched off."), code="inactive"
+        )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _coupon_fields(changes: dict[str, Any]) -> dict[str, Any]:
+    fields = {}
+    if "coupon_prefix" in changes:
+        prefix = (changes["coupon_prefix"] or "").strip().upper()
+        if prefix and not (prefix.isascii() and prefix.replace("-", "").isalnum()):
+            raise ValidationError(
+                {
+                    "coupon_prefix": ValidationError(
+                        _("Use letters, digits and hyphens only."), code="invalid"
+                    )
+                }
+            )
+        fields["coupon_prefix"] = prefix
+    if "coupon_validity_days" in changes:
+        days = changes["coupon_validity_days"]
+        if not isinstance(days, int) or not 1 <= days <= 3650:
+            raise ValidationError(
+                {
+                    "coupon_validity_days": ValidationError(
+                        _("Between 1 and 3650 days."), code="invalid"
+                    )
+                }
+            )
+        fields["coupon_validity_days"] = days
+    return fields
+
+
+def _purpose_for(template: MessageTemplate) -> ConsentPurpose:
+    code = (
+        ConsentPurpose.Code.SMS_MARKETING
+        if template.channel == Channel.SMS
+        else ConsentPurpose.Code.EMAIL_MARKETING
+    )
+    return ConsentPurpose.objects.get(code=code)
+
+
+def campaign_create(
+    *,
+    actor: Any,
+    name: str,
+    template: MessageTemplate,
+    segment: Segment,
+    purpose: ConsentPurpose | None = None,
+    **coupon: Any,
+) -> Campaign:
+    """A draft campaign; the consent needed defaults to the channel's marketing one."""
+    purpose = purpose or _purpose_for(template)
+    _check(template=template, purpose=purpose, segment=segment)
+    if not name.strip():
+        raise ValidationError(
+            {"name": ValidationError(_("Give the campaign a name."), code="required")}
+        )
+    with transaction.atomic():
+        campaign = Campaign.objects.create(
+            name=name.strip(),
+            template=template,
+            segment=segment,
+            purpose=purpose,
+            channel=template.channel,
+            created_by=_user(actor),
+            **_coupon_fields(coupon),
+        )
+        CampaignEvent.objects.create(
+            campaign=campaign,
+            kind=CampaignEvent.Kind.CREATED,
+            new_status=campaign.status,
+            actor=_user(actor),
+        )
+    return campaign
+
+
+EDITABLE_FIELDS = frozenset(
+    {"name", "template", "segment", "purpose", "coupon_prefix", "coupon_validity_days"}
+)
+
+
+def campaign_update(*, campaign: Campaign, actor: Any, **changes: Any) -> Campaign:
+    """Change a draft or scheduled campaign; what changed goes into its audit trail."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise TypeError(f"campaign_update() got unexpected fields: {sorted(unknown)}")
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if not campaign.is_editable():
+            raise ValidationError(
+                _("A campaign that has started cannot be changed."), code="not_editable"
+            )
+        values = _coupon_fields(changes)
+        for field in ("name", "template", "segment", "purpose"):
+            if field in changes:
+                values[field] = changes[field]
+        if "name" in values:
+            values["name"] = values["name"].strip()
+            if not values["name"]:
+                raise ValidationError(
+                    {
+                        "name": ValidationError(
+                            _("Give the campaign a name."), code="required"
+                        )
+                    }
+                )
+        template = values.get("template", campaign.template)
+        if "template" in values and "purpose" not in values:
+            if template.channel != campaign.channel:
+                values["purpose"] = _purpose_for(template)
+        _check(
+            template=template,
+            purpose=values.get("purpose", campaign.purpose),
+            segment=values.get("segment", campaign.segment),
+        )
+        changed = {}
+        for field, value in values.items():
+            old = getattr(campaign, field)
+            if old != value:
+                changed[field] = [str(old), str(value)]
+                setattr(campaign, field, value)
+        if not changed:
+            return campaign
+        campaign.channel = template.channel
+        campaign.save()
+        CampaignEvent.objects.create(
+            campaign=campaign,
+            kind=CampaignEvent.Kind.UPDATED,
+            actor=_user(actor),
+            data=changed,
+        )
+    return campaign
+
+
+def campaign_transition(
+    *, campaign: Campaign, status: str, actor: Any = None, data: dict | None = None
+) -> Campaign:
+    """Move a campaign to ``status`` if its TRANSITIONS allow; record who did it.
+
+    Locks the campaign's row: the sender finishing and a person cancelling cannot
+    both win. Raises ValidationError "invalid_transition" otherwise.
+    """
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if not locked.can_change_to(status):
+            raise ValidationError(
+                _("A campaign that is %(old)s cannot become %(new)s."),
+                code="invalid_transition",
+                params={
+                    "old": locked.get_status_display().lower(),
+                    "new": Status(status).label.lower(),
+                },
+            )
+        old = locked.status
+        now = timezone.now()
+        locked.status = status
+        fields = ["status", "updated_at"]
+        if status == Status.SENDING and locked.started_at is None:
+            locked.started_at = now
+            fields.append("started_at")
+        if status in (Status.SENT, Status.CANCELLED):
+            locked.finished_at = now
+            fields.append("finished_at")
+        if status == Status.DRAFT:
+            locked.scheduled_at = None
+            fields.append("scheduled_at")
+        locked.save(update_fields=fields)
+        CampaignEvent.objects.create(
+            campaign=locked,
+            kind=CampaignEvent.Kind.STATUS,
+            old_status=old,
+            new_status=status,
+            actor=_user(actor),
+            data=data or {},
+        )
+    campaign.refresh_from_db()
+    return campaign
+
+
+def campaign_schedule(*, campaign: Campaign, at: dt.datetime, actor: Any) -> Campaign:
+    """Send the campaign at ``at`` (in the future); the beat starts it then."""
+    if timezone.is_naive(at) or at <= timezone.now():
+        raise ValidationError(
+            {
+                "scheduled_at": ValidationError(
+                    _("Choose a moment in the future."), code="past"
+                )
+            }
+        )
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status == Status.SCHEDULED:
+            locked.scheduled_at = at
+            locked.save(update_fields=["scheduled_at", "updated_at"])
+            CampaignEvent.objects.create(
+                campaign=locked,
+                kind=CampaignEvent.Kind.UPDATED,
+                actor=_user(actor),
+                data={"scheduled_at": at.isoformat()},
+            )
+        else:
+            locked.scheduled_at = at
+            locked.save(update_fields=["scheduled_at"])
+            campaign_transition(
+                campaign=locked,
+                status=Status.SCHEDULED,
+                actor=actor,
+                data={"scheduled_at": at.isoformat()},
+            )
+    campaign.refresh_from_db()
+    return campaign
+
+
+def campaign_start(*, campaign: Campaign, actor: Any = None) -> Campaign:
+    """Start sending now: the audience is chosen and sent to by the workers."""
+    from campaigns.tasks import campaign_prepare_task
+
+    campaign = campaign_transition(
+        campaign=campaign, status=Status.SENDING, actor=actor
+    )
+    campaign_prepare_task.delay_on_commit(campaign.pk)
+    return campaign
+
+
+def campaign_pause(*, campaign: Campaign, actor: Any) -> Campaign:
+    """Stop sending after the message in hand; resume sends the rest."""
+    return campaign_transition(campaign=campaign, status=Status.PAUSED, actor=actor)
+
+
+def campaign_resume(*, campaign: Campaign, actor: Any) -> Campaign:
+    """Go on sending a paused campaign."""
+    from campaigns.tasks import campaign_send_after_commit
+
+    campaign = campaign_transition(
+        campaign=campaign, status=Status.SENDING, actor=actor
+    )
+    if campaign.prepared_at is None:
+        from campaigns.tasks import campaign_prepare_task
+
+        campaign_prepare_task.delay_on_commit(campaign.pk)
+    else:
+        campaign_send_after_commit(campaign)
+    return campaign
+
+
+def campaign_cancel(*, campaign: Campaign, actor: Any) -> Campaign:
+    """Stop for good: whoever has not been sent to yet is not."""
+    with transaction.atomic():
+        campaign = campaign_transition(
+            campaign=campaign, status=Status.CANCELLED, actor=actor
+        )
+        Delivery.objects.filter(
+            campaign=campaign, status=Delivery.Status.PENDING
+        ).update(status=Delivery.Status.SKIPPED, reason=Delivery.Reason.CANCELLED)
+    return campaign
+
+
+def campaigns_start_due(*, now: dt.datetime | None = None) -> list[Campaign]:
+    """Start the scheduled campaigns whose moment has come (the beat, every minute)."""
+    now = now or timezone.now()
+    started = []
+    for campaign in Campaign.objects.filter(
+        status=Status.SCHEDULED, scheduled_at__lte=now
+    ):
+        try:
+            started.append(campaign_start(campaign=campaign))
+        except ValidationError:  # changed meanwhile (cancelled): nothing to start
+            continue
+    return started
+
+
+# --- The audience ------------------------------------------------------------------
+
+
+def _audience_sql(purpose: ConsentPurpose, channel: str) -> str:
+    if channel == Channel.EMAIL:
+        address = "c.email IS NULL OR c.email = ''"
+    else:
+        address = "c.phone = ''"
+    objection = (
+        "WHEN c.marketing_objection_at IS NOT NULL THEN 'objected'"
+        if purpose.is_marketing
+        else ""
+    )
+    # The reasons in the order a person would look for them. Only constants are
+    # formatted in; the values are parameters.
+    return f"""
+    INSERT INTO campaigns_delivery
+        (campaign_id, customer_id, channel, trigger, status, reason, message_id,
+         error, attempts, created_at)
+    SELECT %(campaign)s, c.id, %(channel)s, '', CASE WHEN r.reason = '' THEN 'pending'
+        ELSE 'skipped' END, r.reason, '', '', 0, %(now)s
+    FROM segments_segmentmembership m
+    JOIN customers_customer c ON c.id = m.customer_id
+    CROSS JOIN LATERAL (SELECT CASE
+        WHEN c.erased_at IS NOT NULL THEN 'erased'
+        WHEN c.restricted_at IS NOT NULL THEN 'restricted'
+        {objection}
+        WHEN NOT EXISTS (
+            SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
+            AND s.purpose_id = %(purpose)s AND s.granted
+        ) THEN 'no_consent'
+        WHEN {address} THEN 'no_address'
+        WHEN (
+            SELECT count(*) FROM campaigns_delivery d WHERE d.customer_id = c.id
+            AND d.status = 'sent' AND d.sent_at >= %(since)s
+        ) >= %(cap)s THEN 'frequency_cap'
+        ELSE '' END AS reason) r
+    WHERE m.segment_id = %(segment)s
+    ON CONFLICT DO NOTHING
+    """  # noqa: S608
+
+
+def frequency_since(now: dt.datetime) -> dt.datetime:
+    """The start of the frequency cap's window ending at ``now``."""
+    return now - dt.timedelta(days=settings.CAMPAIGN_FREQUENCY_DAYS)
+
+
+def deliveries_suppress(*, deliveries: Any, channel: str, chunk: int = 5000) -> int:
+    """Mark the pending ``deliveries`` to suppressed addresses as not sent.
+
+    The suppression list holds keyed hashes, so they are compared in Python, a
+    chunk at a time.
+    """
+    kind, field = (
+        (Suppression.Kind.EMAIL, "customer__email")
+        if channel == Channel.EMAIL
+        else (Suppression.Kind.PHONE, "customer__phone")
+    )
+    if not Suppression.objects.filter(kind=kind).exists():
+        return 0
+    suppressed = 0
+    rows = deliveries.filter(status=Delivery.Status.PENDING).values_list("pk", field)
+    batch: list[tuple[int, str]] = []
+
+    def flush() -> int:
+        by_hash = {suppression_hash(kind, value): pk for pk, value in batch if value}
+        found = Suppression.objects.filter(
+            kind=kind, value_hash__in=list(by_hash)
+        ).values_list("value_hash", flat=True)
+        ids = [by_hash[h] for h in found]
+        return Delivery.objects.filter(
+            pk__in=ids, status=Delivery.Status.PENDING
+        ).update(status=Delivery.Status.SKIPPED, reason=Delivery.Reason.SUPPRESSED)
+
+    for row in rows.iterator(chunk_size=chunk):
+        batch.append(row)
+        if len(batch) >= chunk:
+            suppressed += flush()
+            batch = []
+    if batch:
+        suppressed += flush()
+    return suppressed
+
+
+def campaign_prepare(*, campaign: Campaign) -> int:
+    """Choose the audience of a campaign that is sending: one Delivery per member.
+
+    A dynamic segment is rebuilt first, so the audience is who matches now. Every
+    member gets a row, the ones who may not receive the message with the reason
+    (no consent, objection, restriction, suppressed address, frequency cap), so
+    the report can say why. Returns the number of recipients waiting.
+    """
+    campaign = Campaign.objects.select_related("segment", "purpose").get(pk=campaign.pk)
+    if campaign.prepared_at is not None or campaign.status != Status.SENDING:
+        return 0
+    if campaign.segment.is_dynamic:
+        segment_rebuild(segment=campaign.segment, trigger=SegmentRebuild.Trigger.MANUAL)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.prepared_at is not None:
+            return 0
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _audience_sql(campaign.purpose, campaign.channel),
+                {
+                    "campaign": campaign.pk,
+                    "channel": campaign.channel,
+                    "purpose": campaign.purpose_id,
+                    "segment": campaign.segment_id,
+                    "now": now,
+                    "since": frequency_since(now),
+                    "cap": settings.CAMPAIGN_FREQUENCY_CAP,
+                },
+            )
+        deliveries = Delivery.objects.filter(campaign=campaign)
+        deliveries_suppress(deliveries=deliveries, channel=campaign.channel)
+        waiting = deliveries.filter(status=Delivery.Status.PENDING).count()
+        locked.prepared_at = now
+        locked.audience_size = deliveries.count()
+        locked.heartbeat_at = now
+        locked.save(update_fields=["prepared_at", "audience_size", "heartbeat_at"])
+    return waiting
