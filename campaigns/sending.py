@@ -61,6 +61,10 @@ SELECT d.id, d.customer_id, c.email, c.phone, c.first_name, c.last_name, c.langu
         SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
         AND s.purpose_id = %(tracking)s AND s.granted
     ),
+    EXISTS (
+        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
+        AND s.purpose_id = %(profiling)s AND s.granted
+    ),
     (
         SELECT count(*) FROM campaigns_delivery r WHERE r.customer_id = c.id
         AND r.status = 'sent' AND r.sent_at >= %(since)s
@@ -93,6 +97,7 @@ class Recipient:
     objected_profiling: bool
     consented: bool
     tracking: bool
+    profiling: bool
     recent: int
     favourite_category: str | None
 
@@ -155,6 +160,15 @@ class Sender:
             code=ConsentPurpose.Code.TRACKING, is_active=True
         ).first()
         self.tracking_purpose = tracking.pk if tracking else 0
+        profiling = ConsentPurpose.objects.filter(
+            code=ConsentPurpose.Code.PROFILING
+        ).first()
+        self.profiling_purpose = profiling.pk if profiling else 0
+        # Personalising is profiling: on consent, it needs the consent granted.
+        self.profiling_needs_consent = (
+            profiling is None
+            or profiling.legal_basis == ConsentPurpose.LegalBasis.CONSENT
+        )
         if self.channel == Channel.EMAIL:
             self.prepared = rendering.prepare_email(
                 self.template.subject, self.template.html
@@ -268,6 +282,7 @@ class Sender:
                 "owner": self.owner_id,
                 "purpose": self.purpose.pk,
                 "tracking": self.tracking_purpose,
+                "profiling": self.profiling_purpose,
                 "since": frequency_since(now),
             },
         )
@@ -329,19 +344,10 @@ class Sender:
     def context(self, recipient: Recipient, delivery: Delivery, now: Any) -> Any:
         """The merge tags' values for ``recipient``."""
         customer = recipient.customer()
-        values = {
-            "first_name": recipient.first_name,
-            "last_name": recipient.last_name,
-            "full_name": f"{recipient.first_name} {recipient.last_name}".strip(),
-            "shop_name": settings.SHOP_NAME,
-            "unsubscribe_url": unsubscribe_url(
-                customer, self.purpose, reference=str(delivery.pk)
-            ),
-            "preferences_url": preference_url(customer),
-        }
-        profiled = not recipient.objected_profiling
-        if profiled and recipient.favourite_category:
-            values["favourite_category"] = recipient.favourite_category
+        profiled = not recipient.objected_profiling and (
+            recipient.profiling or not self.profiling_needs_consent
+        )
+        coupon = None
         if self.coupon_prefix:
             from campaigns.coupons import coupon_issue
 
@@ -351,10 +357,16 @@ class Sender:
                 validity_days=self.coupon_days,
                 now=now,
             )
-            values["coupon"] = coupon.code
-            values["coupon_valid_until"] = formats.date_format(
-                timezone.localtime(coupon.valid_until).date(), "SHORT_DATE_FORMAT"
-            )
+        values = message_values(
+            customer=customer,
+            unsubscribe=unsubscribe_url(
+                customer, self.purpose, reference=str(delivery.pk)
+            ),
+            preferences=preference_url(customer),
+            favourite_category=recipient.favourite_category if profiled else None,
+            coupon_code=coupon.code if coupon else "",
+            coupon_valid_until=coupon.valid_until if coupon else None,
+        )
         recommendations = (
             self.recommender.for_customer(customer) if self.recommender else ()
         )
@@ -383,23 +395,13 @@ class Sender:
             pixel = open_url(delivery.pk)
         rendered = self.prepared.render(context, track_link=track, open_pixel_url=pixel)
         message_id = f"<kartoteka.{delivery.pk}@{self.domain}>"
-        unsubscribe = context.values["unsubscribe_url"]
-        message = EmailMultiAlternatives(
-            subject=rendered.subject,
-            body=rendered.text,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[recipient.email],
-            headers={
-                "Message-ID": message_id,
-                "Date": formatdate(localtime=True),
-                # RFC 8058 one-click unsubscribe, POSTed by the mail provider.
-                "List-Unsubscribe": f"<{unsubscribe}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
+        email_message(
+            rendered=rendered,
+            to=recipient.email,
+            message_id=message_id,
+            unsubscribe=context.values["unsubscribe_url"],
             connection=self._email_connection(),
-        )
-        message.attach_alternative(rendered.html, "text/html")
-        message.send()
+        ).send()
         return message_id
 
     def _deliver_sms(
@@ -455,3 +457,61 @@ def sms_resume_at(now: Any) -> Any:
         return None
     day = local.date() if local.hour < start else local.date() + dt.timedelta(days=1)
     return timezone.make_aware(dt.datetime.combine(day, dt.time(hour=start)))
+
+
+def message_values(
+    *,
+    customer: Customer,
+    unsubscribe: str,
+    preferences: str,
+    favourite_category: str | None = None,
+    coupon_code: str = "",
+    coupon_valid_until: dt.datetime | None = None,
+) -> dict[str, str]:
+    """The merge tags' plain values (rendering.MERGE_TAGS) for one message.
+
+    Call inside translation.override(the customer's language): dates are
+    formatted for them.
+    """
+    values = {
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "full_name": f"{customer.first_name} {customer.last_name}".strip(),
+        "shop_name": settings.SHOP_NAME,
+        "unsubscribe_url": unsubscribe,
+        "preferences_url": preferences,
+        "favourite_category": favourite_category or "",
+        "coupon": coupon_code,
+    }
+    if coupon_valid_until is not None:
+        values["coupon_valid_until"] = formats.date_format(
+            timezone.localtime(coupon_valid_until).date(), "SHORT_DATE_FORMAT"
+        )
+    return values
+
+
+def email_message(
+    *,
+    rendered: rendering.RenderedEmail,
+    to: str,
+    message_id: str,
+    unsubscribe: str,
+    connection: Any = None,
+) -> EmailMultiAlternatives:
+    """A marketing email: HTML with the text alternative, one-click unsubscribe."""
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        headers={
+            "Message-ID": message_id,
+            "Date": formatdate(localtime=True),
+            # RFC 8058 one-click unsubscribe, POSTed by the mail provider.
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+        connection=connection,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    return message

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from campaigns.coupons import coupon_prefix_clean
 from campaigns.models import (
     Campaign,
     CampaignEvent,
@@ -120,19 +121,11 @@ def _check(
 def _coupon_fields(changes: dict[str, Any]) -> dict[str, Any]:
     fields = {}
     if "coupon_prefix" in changes:
-        prefix = (changes["coupon_prefix"] or "").strip().upper()
-        if prefix and not (prefix.isascii() and prefix.replace("-", "").isalnum()):
-            raise ValidationError(
-                {
-                    "coupon_prefix": ValidationError(
-                        _("Use letters, digits and hyphens only."), code="invalid"
-                    )
-                }
-            )
-        fields["coupon_prefix"] = prefix
+        prefix = changes["coupon_prefix"] or ""
+        fields["coupon_prefix"] = coupon_prefix_clean(prefix) if prefix else ""
     if "coupon_validity_days" in changes:
         days = changes["coupon_validity_days"]
-        if not isinstance(days, int) or not 1 <= days <= 3650:
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
             raise ValidationError(
                 {
                     "coupon_validity_days": ValidationError(

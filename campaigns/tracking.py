@@ -46,11 +46,9 @@ OPEN_SALT = "kartoteka.campaigns.open"
 # most one open event per delivery within this window.
 OPEN_REPEAT_WINDOW = dt.timedelta(minutes=1)
 
-# The ledger has no source for "the person marked the message as spam in their
-# mailbox"; the closest is the unsubscribe link (the person opting out from
-# within a message), told apart by the evidence {"complaint": True}. Waiting for
-# the lead's decision on a source of its own.
-COMPLAINT_SOURCE = ConsentEvent.Source.UNSUBSCRIBE_LINK
+# The person marked a message as spam in their mailbox: a withdrawal of its own kind
+# in the ledger, with the message id in the evidence.
+COMPLAINT_SOURCE = ConsentEvent.Source.SPAM_COMPLAINT
 
 Kind = DeliveryEvent.Kind
 URL_MAX_LENGTH = DeliveryEvent._meta.get_field("url").max_length

@@ -163,6 +163,7 @@ class ConsentEvent(models.Model):
         DOUBLE_OPT_IN = "double_opt_in", _("Double opt-in confirmation")
         PREFERENCE_CENTRE = "preference_centre", _("Preference centre")
         UNSUBSCRIBE_LINK = "unsubscribe_link", _("Unsubscribe link")
+        SPAM_COMPLAINT = "spam_complaint", _("Marked as spam (mail provider)")
         STAFF = "staff", _("Staff")
         DATA_SUBJECT_REQUEST = "data_subject_request", _("Data subject request")
 
@@ -432,10 +433,12 @@ class DoubleOptIn(models.Model):
 
 
 class Suppression(models.Model):
-    """A keyed hash of an erased person's email or phone.
+    """A keyed hash of an email or phone no marketing may go to.
 
-    A later import or API call cannot bring their marketing consent back; only
-    the person themselves can, by confirming a double opt-in.
+    An erased person's contacts, and addresses that bounced for good or whose
+    owner marked a message as spam (the reason says which). A later import or API
+    call cannot bring their marketing consent back; only the person themselves
+    can, by confirming a double opt-in.
     """
 
     class Kind(models.TextChoices):

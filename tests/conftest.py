@@ -37,6 +37,7 @@ ROLE_GRANTS = [
         "PERMISSIONS",
     ),
     ("segments", "segments.migrations.0002_rfm_grid_and_roles", "PERMISSIONS"),
+    ("campaigns", "campaigns.migrations.0003_role_permissions", "PERMISSIONS"),
 ]
 
 

@@ -290,6 +290,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tasks.campaigns_watch_task",
         "schedule": 60.0,
     },
+    # Flows: every few minutes, each flow that is on sends to whoever a trigger
+    # (an abandoned cart, a product running out, ...) fired for.
+    "flows-run": {
+        "task": "campaigns.tasks.flows_run_task",
+        "schedule": 300.0,
+    },
     "api-records-prune": {
         "task": "customers.tasks.api_records_prune_task",
         "schedule": crontab(hour=3, minute=45),
