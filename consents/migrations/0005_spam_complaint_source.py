@@ -4,15 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('consents', '0004_drop_redundant_indexes'),
+        ("consents", "0004_drop_redundant_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='consentevent',
-            name='source',
-            field=models.CharField(choices=[('checkout_form', 'Checkout form'), ('newsletter_form', 'Newsletter form'), ('account_form', 'Account settings in the shop'), ('api', 'API'), ('import', 'Import file'), ('double_opt_in', 'Double opt-in confirmation'), ('preference_centre', 'Preference centre'), ('unsubscribe_link', 'Unsubscribe link'), ('spam_complaint', 'Marked as spam (mail provider)'), ('staff', 'Staff'), ('data_subject_request', 'Data subject request')], max_length=24, verbose_name='how'),
+            model_name="consentevent",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("checkout_form", "Checkout form"),
+                    ("newsletter_form", "Newsletter form"),
+                    ("account_form", "Account settings in the shop"),
+                    ("api", "API"),
+                    ("import", "Import file"),
+                    ("double_opt_in", "Double opt-in confirmation"),
+                    ("preference_centre", "Preference centre"),
+                    ("unsubscribe_link", "Unsubscribe link"),
+                    ("spam_complaint", "Marked as spam (mail provider)"),
+                    ("staff", "Staff"),
+                    ("data_subject_request", "Data subject request"),
+                ],
+                max_length=24,
+                verbose_name="how",
+            ),
         ),
     ]
