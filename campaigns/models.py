@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from consents.models import ConsentPurpose
 from customers.models import Customer
@@ -243,7 +244,7 @@ class Flow(CouponSettings):
         REVIEW_REQUEST = "review_request", _("Review request")
 
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, unique=True)
-    is_active = models.BooleanField(_("on"), default=False)
+    is_active = models.BooleanField(pgettext_lazy("flow", "switched on"), default=False)
     template = models.ForeignKey(
         MessageTemplate,
         verbose_name=_("template"),
@@ -313,7 +314,7 @@ class Delivery(models.Model):
         SUPPRESSED = "suppressed", _("Suppressed address")
         NO_ADDRESS = "no_address", _("No address")
         FREQUENCY_CAP = "frequency_cap", _("Frequency cap")
-        CANCELLED = "cancelled", _("Campaign cancelled")
+        CANCELLED = "cancelled", _("Stopped before sending")
         NONE = "", _("None")
 
     campaign = models.ForeignKey(

@@ -70,11 +70,13 @@ def template_save(
     template_check(channel=channel, subject=subject, html=html, text=text)
     if template is None:
         template = MessageTemplate(created_by=_user(actor))
-    elif template.channel != channel and template.campaigns.exists():
+    elif template.channel != channel and (
+        template.campaigns.exists() or template.flows.exists()
+    ):
         raise ValidationError(
             {
                 "channel": ValidationError(
-                    _("Campaigns use this template: its channel cannot change."),
+                    _("Campaigns or flows use it: its channel cannot change."),
                     code="in_use",
                 )
             }

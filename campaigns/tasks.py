@@ -13,7 +13,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns.models import Campaign, Delivery
+from campaigns.flows import flows_run
+from campaigns.models import Campaign, Delivery, Flow
 from campaigns.sending import Sender
 from campaigns.services import campaign_prepare, campaigns_start_due
 
@@ -87,3 +88,31 @@ def campaigns_watch_task() -> int:
             continue
         restarted += 1
     return restarted
+
+
+@shared_task
+def flows_run_task() -> dict[str, int]:
+    """Every five minutes: each flow that is on acts on the triggers now due."""
+    return flows_run()
+
+
+@shared_task
+def flow_send_task(flow_id: int) -> dict:
+    """One batch of a flow's waiting messages; the next one while a backlog remains.
+
+    Unlike a campaign's, a batch stopped by the SMS quiet hours or an unreachable
+    server queues nothing: flows_run queues a batch every five minutes while any
+    message waits, and a retry of its own on top would pile up one more chain of
+    batches on every run for as long as the server is down.
+    """
+    flow = (
+        Flow.objects.select_related("template", "purpose")
+        .filter(pk=flow_id, is_active=True, template__isnull=False)
+        .first()
+    )
+    if flow is None:
+        return {}
+    result = Sender(flow=flow).send(limit=settings.CAMPAIGN_BATCH_SIZE)
+    if result.stopped in ("limit", "time"):
+        flow_send_task.delay(flow_id)
+    return {"sent": result.sent, "failed": result.failed, "stopped": result.stopped}

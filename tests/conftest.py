@@ -159,6 +159,8 @@ def campaigns_tasks_sent(request, monkeypatch):
         tasks.campaign_send_task,
         tasks.campaigns_start_due_task,
         tasks.campaigns_watch_task,
+        tasks.flows_run_task,
+        tasks.flow_send_task,
     ):
 
         def record(args=None, kwargs=None, *_args, _name=task.name, **_options):
