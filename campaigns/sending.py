@@ -27,16 +27,17 @@ import smtplib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.db import connection, transaction
 from django.utils import formats, timezone, translation
 
-from campaigns import rendering
+from campaigns import mime, rendering
 from campaigns.models import Campaign, Channel, Delivery, Flow, MessageTemplate
 from campaigns.services import campaign_transition, frequency_since
 from consents.links import preference_url, unsubscribe_url
@@ -183,6 +184,8 @@ class Sender:
             self.recommender = Recommender()
         domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
         self.domain = domain.strip(">")
+        self.from_header = mime.from_header(settings.DEFAULT_FROM_EMAIL)
+        self.from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
         self.email_connection = None
         self.sms_backend = None
 
@@ -333,11 +336,10 @@ class Sender:
                     attempts=1,
                 )
                 return "failed"
-            Delivery.objects.filter(pk=recipient.delivery_id).update(
-                status=Delivery.Status.SENT,
-                sent_at=timezone.now(),
-                message_id=message_id,
-                attempts=1,
+            cursor.execute(
+                "UPDATE campaigns_delivery SET status = %s, sent_at = %s,"
+                " message_id = %s, attempts = 1 WHERE id = %s",
+                [Delivery.Status.SENT, timezone.now(), message_id, delivery.pk],
             )
         return "sent"
 
@@ -395,12 +397,30 @@ class Sender:
             pixel = open_url(delivery.pk)
         rendered = self.prepared.render(context, track_link=track, open_pixel_url=pixel)
         message_id = f"<kartoteka.{delivery.pk}@{self.domain}>"
+        backend = self._email_connection()
+        unsubscribe = context.values["unsubscribe_url"]
+        if isinstance(backend, SmtpBackend) and mime.plain_address(recipient.email):
+            # The fast path: the bytes built directly, over the open connection.
+            backend.connection.sendmail(
+                self.from_address,
+                [recipient.email],
+                mime.mime_bytes(
+                    subject=rendered.subject,
+                    text=rendered.text,
+                    html=rendered.html,
+                    sender=self.from_header,
+                    to=recipient.email,
+                    message_id=message_id,
+                    unsubscribe=unsubscribe,
+                ),
+            )
+            return message_id
         email_message(
             rendered=rendered,
             to=recipient.email,
             message_id=message_id,
-            unsubscribe=context.values["unsubscribe_url"],
-            connection=self._email_connection(),
+            unsubscribe=unsubscribe,
+            connection=backend,
         ).send()
         return message_id
 

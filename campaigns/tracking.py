@@ -19,20 +19,18 @@ withdraws the email marketing consent.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import Channel, Delivery, DeliveryEvent
 from campaigns.rendering import template_links
+from consents.links import public_url, signer
 from consents.models import ConsentEvent, ConsentPurpose
 from consents.services import consent_set, suppression_add
 from customers.models import Customer
@@ -53,36 +51,8 @@ COMPLAINT_SOURCE = ConsentEvent.Source.SPAM_COMPLAINT
 Kind = DeliveryEvent.Kind
 URL_MAX_LENGTH = DeliveryEvent._meta.get_field("url").max_length
 
-_SLOT = "SLOT"
-
 
 # --- Signed links -----------------------------------------------------------------
-
-
-@functools.cache
-def _cached_signer(salt: str, key: str, fallbacks: tuple[str, ...]) -> signing.Signer:
-    return signing.Signer(key=key, salt=salt, fallback_keys=list(fallbacks))
-
-
-def _signer(salt: str) -> signing.Signer:
-    # Built once per key: a campaign signs every link of every message. Keyed by
-    # the secrets, so a rotation (or a test overriding them) gets a new signer.
-    return _cached_signer(
-        salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS)
-    )
-
-
-@functools.cache
-def _cached_path(name: str, urlconf: Any, prefix: str) -> tuple[str, str]:
-    before, _sep, after = reverse(name, urlconf=urlconf, args=[_SLOT]).partition(_SLOT)
-    return before, after
-
-
-def _absolute(name: str, token: str) -> str:
-    # reverse() costs more than the signing; tokens need no quoting (base64, ":").
-    urlconf = get_urlconf() or settings.ROOT_URLCONF
-    before, after = _cached_path(name, urlconf, get_script_prefix())
-    return f"{settings.PUBLIC_URL}{before}{token}{after}"
 
 
 def _invalid() -> ValidationError:
@@ -93,7 +63,7 @@ def _invalid() -> ValidationError:
 
 def _load(token: str, salt: str) -> dict:
     try:
-        payload = _signer(salt).unsign_object(token)
+        payload = signer(salt).unsign_object(token)
     except (signing.BadSignature, ValueError, TypeError, UnicodeError):
         raise _invalid() from None
     if not isinstance(payload, dict):
@@ -109,14 +79,14 @@ def _delivery_id(value: object) -> int:
 
 def click_url(delivery_id: int, url: str) -> str:
     """The absolute tracking address that records a click and leads on to ``url``."""
-    token = _signer(CLICK_SALT).sign_object({"d": delivery_id, "u": url}, compress=True)
-    return _absolute("campaigns:click", token)
+    token = signer(CLICK_SALT).sign_object({"d": delivery_id, "u": url}, compress=True)
+    return public_url("campaigns:click", token)
 
 
 def open_url(delivery_id: int) -> str:
     """The absolute address of the open pixel (a 1x1 GIF) of a delivery."""
-    token = _signer(OPEN_SALT).sign_object({"d": delivery_id}, compress=True)
-    return _absolute("campaigns:open", token)
+    token = signer(OPEN_SALT).sign_object({"d": delivery_id}, compress=True)
+    return public_url("campaigns:open", token)
 
 
 def read_click_token(token: str) -> tuple[int, str]:

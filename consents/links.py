@@ -29,10 +29,13 @@ in the withdrawal's evidence.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.translation import gettext as _
 
 from consents.models import ConsentPurpose
@@ -42,9 +45,41 @@ PREFERENCE_SALT = "kartoteka.consents.preferences"
 UNSUBSCRIBE_SALT = "kartoteka.consents.unsubscribe"
 
 
-def _signer(salt: str) -> signing.Signer:
+@functools.cache
+def _cached_signer(salt: str, key: str, fallbacks: tuple[str, ...]) -> signing.Signer:
     # No timestamp: the links do not expire (see the module docstring).
-    return signing.Signer(salt=salt)
+    return signing.Signer(key=key, salt=salt, fallback_keys=list(fallbacks))
+
+
+def signer(salt: str) -> signing.Signer:
+    """The signer of one kind of link, built once per key.
+
+    Campaigns sign several links in every message; keyed by the secrets, so a
+    rotation (or a test overriding them) gets a new signer.
+    """
+    return _cached_signer(
+        salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS)
+    )
+
+
+_SLOT = "SLOT"
+
+
+@functools.cache
+def _cached_path(name: str, urlconf: Any, prefix: str) -> tuple[str, str]:
+    before, _sep, after = reverse(name, urlconf=urlconf, args=[_SLOT]).partition(_SLOT)
+    return before, after
+
+
+def public_url(name: str, token: str) -> str:
+    """The absolute address of the public page ``name`` for ``token``.
+
+    reverse() costs more than the signing, so each name's path is resolved once;
+    tokens need no quoting (base64 and ":").
+    """
+    urlconf = get_urlconf() or settings.ROOT_URLCONF
+    before, after = _cached_path(name, urlconf, get_script_prefix())
+    return f"{settings.PUBLIC_URL}{before}{token}{after}"
 
 
 def _invalid() -> ValidationError:
@@ -64,7 +99,7 @@ def _customer(customer_id: object) -> Customer:
 
 def _load(token: str, salt: str) -> dict:
     try:
-        payload = _signer(salt).unsign_object(token)
+        payload = signer(salt).unsign_object(token)
     except (signing.BadSignature, ValueError, TypeError, UnicodeError):
         raise _invalid() from None
     if not isinstance(payload, dict):
@@ -72,22 +107,17 @@ def _load(token: str, salt: str) -> dict:
     return payload
 
 
-def _absolute(path: str) -> str:
-    return f"{settings.PUBLIC_URL}{path}"
-
-
 # --- Preference centre ------------------------------------------------------------
 
 
 def preference_token(customer: Customer) -> str:
     """The signed token of ``customer``'s preference centre."""
-    return _signer(PREFERENCE_SALT).sign_object({"c": customer.pk}, compress=True)
+    return signer(PREFERENCE_SALT).sign_object({"c": customer.pk}, compress=True)
 
 
 def preference_url(customer: Customer) -> str:
     """The absolute address of ``customer``'s preference centre."""
-    path = reverse("consents:preferences", args=[preference_token(customer)])
-    return _absolute(path)
+    return public_url("consents:preferences", preference_token(customer))
 
 
 def read_preference_token(token: str) -> Customer:
@@ -119,7 +149,7 @@ def unsubscribe_token(
     payload: dict[str, object] = {"c": customer.pk, "p": code}
     if reference:
         payload["r"] = str(reference)
-    return _signer(UNSUBSCRIBE_SALT).sign_object(payload, compress=True)
+    return signer(UNSUBSCRIBE_SALT).sign_object(payload, compress=True)
 
 
 def unsubscribe_url(
@@ -127,7 +157,7 @@ def unsubscribe_url(
 ) -> str:
     """The absolute one-click unsubscribe address (for List-Unsubscribe too)."""
     token = unsubscribe_token(customer, purpose_code, reference=reference)
-    return _absolute(reverse("consents:unsubscribe", args=[token]))
+    return public_url("consents:unsubscribe", token)
 
 
 def read_unsubscribe_token(token: str) -> tuple[Customer, ConsentPurpose, str]:

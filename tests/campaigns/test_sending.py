@@ -262,3 +262,51 @@ def test_sms_quiet_hours(local, resume, settings):
     moment = timezone.make_aware(dt.datetime.fromisoformat(local))
     expected = resume and timezone.make_aware(dt.datetime.fromisoformat(resume))
     assert sms_resume_at(moment) == expected
+
+
+def test_other_email_backends_get_the_same_message(audience, campaigns_tasks_sent):
+    # The tests' locmem backend: the fallback through EmailMultiAlternatives.
+    from django.core import mail
+
+    campaign = campaign_create(
+        actor=None,
+        name="Lokalnie",
+        template=EmailTemplateFactory(),
+        segment=audience["segment"],
+    )
+    campaign_start(campaign=campaign)
+    run(campaign, campaigns_tasks_sent)
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        c.email for c in audience["consenting"]
+    )
+    message = mail.outbox[0]
+    assert message.extra_headers["List-Unsubscribe-Post"] == (
+        "List-Unsubscribe=One-Click"
+    )
+    assert message.alternatives[0][1] == "text/html"
+
+
+def test_mime_bytes_parse_back_to_the_message():
+    import email
+    import email.policy
+
+    from campaigns.mime import from_header, mime_bytes
+
+    long_line = "Zażółć gęślą jaźń. " * 40
+    data = mime_bytes(
+        subject="Cześć Zofia, -20% na karmy: tylko do niedzieli! " * 3,
+        text=f"Dzień dobry\n.\n{long_line}",
+        html=f"<p>Dzień dobry</p><p>{long_line}</p>",
+        sender=from_header("Sklep Żółwik <sklep@example.pl>"),
+        to="zofia@example.pl",
+        message_id="<kartoteka.1@example.pl>",
+        unsubscribe="https://crm.example.pl/c/unsubscribe/abc/",
+    )
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert message["Subject"] == "Cześć Zofia, -20% na karmy: tylko do niedzieli! " * 3
+    assert message["From"].addresses[0].display_name == "Sklep Żółwik"
+    assert message["List-Unsubscribe"] == "<https://crm.example.pl/c/unsubscribe/abc/>"
+    text = message.get_body(("plain",)).get_content()
+    assert text.replace("\r\n", "\n") == f"Dzień dobry\n.\n{long_line}"
+    assert long_line in message.get_body(("html",)).get_content()
