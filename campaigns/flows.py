@@ -46,7 +46,6 @@ import datetime as dt
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -57,11 +56,12 @@ from django.utils.translation import gettext as _
 from campaigns.models import Channel, Delivery, Flow, MessageTemplate
 from campaigns.sending import sms_resume_at
 from campaigns.services import (
-    _coupon_fields,
-    _purpose_for,
-    _user,
+    acting_user,
+    coupon_fields_clean,
+    deliveries_insert_params,
+    deliveries_insert_sql,
     deliveries_suppress,
-    frequency_since,
+    purpose_for_template,
 )
 from consents.models import ConsentPurpose
 from customers.models import Interaction
@@ -212,7 +212,7 @@ def flow_update(
         coupon["coupon_prefix"] = coupon_prefix
     if coupon_validity_days is not None:
         coupon["coupon_validity_days"] = coupon_validity_days
-    values: dict[str, Any] = _coupon_fields(coupon)
+    values: dict[str, Any] = coupon_fields_clean(coupon)
     with transaction.atomic():
         locked = (
             Flow.objects.select_for_update(of=("self",))
@@ -222,7 +222,7 @@ def flow_update(
         if template is not None:
             values["template"] = template
             if purpose is None and template.channel != locked.purpose.channel:
-                purpose = _purpose_for(template)
+                purpose = purpose_for_template(template)
         if purpose is not None:
             values["purpose"] = purpose
         if delay_hours is not None:
@@ -261,7 +261,7 @@ def flow_update(
 
 def _log_change(flow: Flow, actor: Any, fields: list[str]) -> None:
     """The change in the admin's history of the flow (flows have no event table)."""
-    user = _user(actor)
+    user = acting_user(actor)
     if user is None:
         return
     # The form labels, untranslated, as the admin stores them: LogEntry
@@ -352,44 +352,6 @@ TRIGGERS_SQL: dict[str, str] = {
 }
 
 
-def _insert_sql(*, kind: str, purpose: ConsentPurpose, channel: str) -> str:
-    if channel == Channel.EMAIL:
-        address = "c.email IS NULL OR c.email = ''"
-    else:
-        address = "c.phone = ''"
-    objection = (
-        "WHEN c.marketing_objection_at IS NOT NULL THEN 'objected'"
-        if purpose.is_marketing
-        else ""
-    )
-    # The reasons as campaign_prepare gives them, in the same order. Only
-    # constants are formatted in; the values are parameters.
-    return f"""
-    INSERT INTO campaigns_delivery
-        (flow_id, customer_id, channel, trigger, status, reason, message_id,
-         error, attempts, created_at)
-    SELECT %(flow)s, c.id, %(channel)s, t.trigger, CASE WHEN r.reason = '' THEN
-        'pending' ELSE 'skipped' END, r.reason, '', '', 0, %(now)s
-    FROM ({TRIGGERS_SQL[kind]}) t
-    JOIN customers_customer c ON c.id = t.customer_id
-    CROSS JOIN LATERAL (SELECT CASE
-        WHEN c.erased_at IS NOT NULL THEN 'erased'
-        WHEN c.restricted_at IS NOT NULL THEN 'restricted'
-        {objection}
-        WHEN NOT %(purpose_active)s OR NOT EXISTS (
-            SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
-            AND s.purpose_id = %(purpose)s AND s.granted
-        ) THEN 'no_consent'
-        WHEN {address} THEN 'no_address'
-        WHEN (
-            SELECT count(*) FROM campaigns_delivery d WHERE d.customer_id = c.id
-            AND d.status = 'sent' AND d.sent_at >= %(cap_since)s
-        ) >= %(cap)s THEN 'frequency_cap'
-        ELSE '' END AS reason) r
-    ON CONFLICT DO NOTHING
-    """  # noqa: S608
-
-
 def flow_window(flow: Flow, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """The moments whose triggers are due at ``now``: [since, until]."""
     if flow.kind == Kind.REPLENISHMENT:
@@ -431,21 +393,22 @@ def flow_run(*, flow: Flow, now: dt.datetime | None = None) -> int:
         if since <= until:
             with connection.cursor() as cursor:
                 cursor.execute(
-                    _insert_sql(kind=flow.kind, purpose=flow.purpose, channel=channel),
+                    deliveries_insert_sql(
+                        owner="flow",
+                        purpose=flow.purpose,
+                        channel=channel,
+                        recipients=TRIGGERS_SQL[flow.kind],
+                    ),
                     {
-                        "flow": flow.pk,
-                        "channel": channel,
-                        "now": now,
+                        **deliveries_insert_params(
+                            owner=flow, purpose=flow.purpose, channel=channel, now=now
+                        ),
                         "since": since,
                         "until": until,
                         "delay": flow.delay_hours,
-                        "purpose": flow.purpose_id,
-                        "purpose_active": flow.purpose.is_active,
                         "revenue": [str(s) for s in Order.REVENUE_STATUSES],
                         "segments": [str(s) for s in WIN_BACK_SEGMENTS],
                         "complaint_pending": list(Interaction.PENDING_STATUSES),
-                        "cap_since": frequency_since(now),
-                        "cap": settings.CAMPAIGN_FREQUENCY_CAP,
                     },
                 )
                 inserted = cursor.rowcount

@@ -69,7 +69,7 @@ def template_save(
         subject = html = ""
     template_check(channel=channel, subject=subject, html=html, text=text)
     if template is None:
-        template = MessageTemplate(created_by=_user(actor))
+        template = MessageTemplate(created_by=acting_user(actor))
     elif template.channel != channel and (
         template.campaigns.exists() or template.flows.exists()
     ):
@@ -93,7 +93,8 @@ def template_save(
 # --- Campaigns -----------------------------------------------------------------------
 
 
-def _user(actor: Any) -> Any:
+def acting_user(actor: Any) -> Any:
+    """The user to record as acting: None for tasks, the beat and anonymous."""
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
@@ -120,7 +121,8 @@ def _check(
         raise ValidationError(errors)
 
 
-def _coupon_fields(changes: dict[str, Any]) -> dict[str, Any]:
+def coupon_fields_clean(changes: dict[str, Any]) -> dict[str, Any]:
+    """The coupon settings among ``changes``, checked (campaigns and flows)."""
     fields = {}
     if "coupon_prefix" in changes:
         prefix = changes["coupon_prefix"] or ""
@@ -139,7 +141,8 @@ def _coupon_fields(changes: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _purpose_for(template: MessageTemplate) -> ConsentPurpose:
+def purpose_for_template(template: MessageTemplate) -> ConsentPurpose:
+    """The marketing consent of the template's channel."""
     code = (
         ConsentPurpose.Code.SMS_MARKETING
         if template.channel == Channel.SMS
@@ -158,7 +161,7 @@ def campaign_create(
     **coupon: Any,
 ) -> Campaign:
     """A draft campaign; the consent needed defaults to the channel's marketing one."""
-    purpose = purpose or _purpose_for(template)
+    purpose = purpose or purpose_for_template(template)
     _check(template=template, purpose=purpose, segment=segment)
     if not name.strip():
         raise ValidationError(
@@ -171,14 +174,14 @@ def campaign_create(
             segment=segment,
             purpose=purpose,
             channel=template.channel,
-            created_by=_user(actor),
-            **_coupon_fields(coupon),
+            created_by=acting_user(actor),
+            **coupon_fields_clean(coupon),
         )
         CampaignEvent.objects.create(
             campaign=campaign,
             kind=CampaignEvent.Kind.CREATED,
             new_status=campaign.status,
-            actor=_user(actor),
+            actor=acting_user(actor),
         )
     return campaign
 
@@ -199,7 +202,7 @@ def campaign_update(*, campaign: Campaign, actor: Any, **changes: Any) -> Campai
             raise ValidationError(
                 _("A campaign that has started cannot be changed."), code="not_editable"
             )
-        values = _coupon_fields(changes)
+        values = coupon_fields_clean(changes)
         for field in ("name", "template", "segment", "purpose"):
             if field in changes:
                 values[field] = changes[field]
@@ -216,7 +219,7 @@ def campaign_update(*, campaign: Campaign, actor: Any, **changes: Any) -> Campai
         template = values.get("template", campaign.template)
         if "template" in values and "purpose" not in values:
             if template.channel != campaign.channel:
-                values["purpose"] = _purpose_for(template)
+                values["purpose"] = purpose_for_template(template)
         _check(
             template=template,
             purpose=values.get("purpose", campaign.purpose),
@@ -235,7 +238,7 @@ def campaign_update(*, campaign: Campaign, actor: Any, **changes: Any) -> Campai
         CampaignEvent.objects.create(
             campaign=campaign,
             kind=CampaignEvent.Kind.UPDATED,
-            actor=_user(actor),
+            actor=acting_user(actor),
             data=changed,
         )
     return campaign
@@ -279,7 +282,7 @@ def campaign_transition(
             kind=CampaignEvent.Kind.STATUS,
             old_status=old,
             new_status=status,
-            actor=_user(actor),
+            actor=acting_user(actor),
             data=data or {},
         )
     campaign.refresh_from_db()
@@ -304,7 +307,7 @@ def campaign_schedule(*, campaign: Campaign, at: dt.datetime, actor: Any) -> Cam
             CampaignEvent.objects.create(
                 campaign=locked,
                 kind=CampaignEvent.Kind.UPDATED,
-                actor=_user(actor),
+                actor=acting_user(actor),
                 data={"scheduled_at": at.isoformat()},
             )
         else:
@@ -381,7 +384,19 @@ def campaigns_start_due(*, now: dt.datetime | None = None) -> list[Campaign]:
 # --- The audience ------------------------------------------------------------------
 
 
-def _audience_sql(purpose: ConsentPurpose, channel: str) -> str:
+def deliveries_insert_sql(
+    *, owner: str, purpose: ConsentPurpose, channel: str, recipients: str
+) -> str:
+    """SQL inserting a Delivery of campaign or flow %(owner)s per row of ``recipients``.
+
+    ``recipients`` is a query of (customer_id, trigger). A row waits, or is not
+    sent with its reason: erased, restricted, objected (marketing), no consent,
+    no address, frequency cap; in that order, the order a person would look for
+    them. Parameters: owner, channel, now, purpose, purpose_active, cap_since,
+    cap, and those of ``recipients``. Only constants are formatted in.
+    """
+    if owner not in ("campaign", "flow"):
+        raise ValueError(owner)
     if channel == Channel.EMAIL:
         address = "c.email IS NULL OR c.email = ''"
     else:
@@ -391,33 +406,51 @@ def _audience_sql(purpose: ConsentPurpose, channel: str) -> str:
         if purpose.is_marketing
         else ""
     )
-    # The reasons in the order a person would look for them. Only constants are
-    # formatted in; the values are parameters.
     return f"""
     INSERT INTO campaigns_delivery
-        (campaign_id, customer_id, channel, trigger, status, reason, message_id,
+        ({owner}_id, customer_id, channel, trigger, status, reason, message_id,
          error, attempts, created_at)
-    SELECT %(campaign)s, c.id, %(channel)s, '', CASE WHEN r.reason = '' THEN 'pending'
-        ELSE 'skipped' END, r.reason, '', '', 0, %(now)s
-    FROM segments_segmentmembership m
-    JOIN customers_customer c ON c.id = m.customer_id
+    SELECT %(owner)s, c.id, %(channel)s, t.trigger, CASE WHEN r.reason = ''
+        THEN 'pending' ELSE 'skipped' END, r.reason, '', '', 0, %(now)s
+    FROM ({recipients}) t
+    JOIN customers_customer c ON c.id = t.customer_id
     CROSS JOIN LATERAL (SELECT CASE
         WHEN c.erased_at IS NOT NULL THEN 'erased'
         WHEN c.restricted_at IS NOT NULL THEN 'restricted'
         {objection}
-        WHEN NOT EXISTS (
+        WHEN NOT %(purpose_active)s OR NOT EXISTS (
             SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
             AND s.purpose_id = %(purpose)s AND s.granted
         ) THEN 'no_consent'
         WHEN {address} THEN 'no_address'
         WHEN (
             SELECT count(*) FROM campaigns_delivery d WHERE d.customer_id = c.id
-            AND d.status = 'sent' AND d.sent_at >= %(since)s
+            AND d.status = 'sent' AND d.sent_at >= %(cap_since)s
         ) >= %(cap)s THEN 'frequency_cap'
         ELSE '' END AS reason) r
-    WHERE m.segment_id = %(segment)s
     ON CONFLICT DO NOTHING
     """  # noqa: S608
+
+
+def deliveries_insert_params(
+    *, owner: Campaign | Any, purpose: ConsentPurpose, channel: str, now: dt.datetime
+) -> dict[str, Any]:
+    """The parameters deliveries_insert_sql needs, but those of its recipients."""
+    return {
+        "owner": owner.pk,
+        "channel": channel,
+        "now": now,
+        "purpose": purpose.pk,
+        "purpose_active": purpose.is_active,
+        "cap_since": frequency_since(now),
+        "cap": settings.CAMPAIGN_FREQUENCY_CAP,
+    }
+
+
+MEMBERS_SQL = """
+    SELECT m.customer_id, '' AS trigger FROM segments_segmentmembership m
+    WHERE m.segment_id = %(segment)s
+"""
 
 
 def frequency_since(now: dt.datetime) -> dt.datetime:
@@ -482,15 +515,20 @@ def campaign_prepare(*, campaign: Campaign) -> int:
             return 0
         with connection.cursor() as cursor:
             cursor.execute(
-                _audience_sql(campaign.purpose, campaign.channel),
+                deliveries_insert_sql(
+                    owner="campaign",
+                    purpose=campaign.purpose,
+                    channel=campaign.channel,
+                    recipients=MEMBERS_SQL,
+                ),
                 {
-                    "campaign": campaign.pk,
-                    "channel": campaign.channel,
-                    "purpose": campaign.purpose_id,
+                    **deliveries_insert_params(
+                        owner=campaign,
+                        purpose=campaign.purpose,
+                        channel=campaign.channel,
+                        now=now,
+                    ),
                     "segment": campaign.segment_id,
-                    "now": now,
-                    "since": frequency_since(now),
-                    "cap": settings.CAMPAIGN_FREQUENCY_CAP,
                 },
             )
         deliveries = Delivery.objects.filter(campaign=campaign)
