@@ -49,37 +49,44 @@ logger = logging.getLogger(__name__)
 Reason = Delivery.Reason
 
 # The claim: the oldest waiting row of one campaign or flow, locked, with what the
-# checks and the merge tags need about its customer, in one statement.
+# checks and the merge tags need about its customer, in one statement. The row is
+# locked first (the partial index of waiting rows, newest first), then its one
+# customer is looked up: written as one join, the planner hashed every consent
+# of the purpose on each claim.
 CLAIM_SQL = """
+WITH claimed AS MATERIALIZED (
+    SELECT d.id, d.customer_id FROM campaigns_delivery d
+    WHERE d.{owner}_id = %(owner)s AND d.status = 'pending'
+    ORDER BY d.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
 SELECT d.id, d.customer_id, c.email, c.phone, c.first_name, c.last_name, c.language,
     c.erased_at IS NOT NULL, c.restricted_at IS NOT NULL,
     c.marketing_objection_at IS NOT NULL, c.profiling_objection_at IS NOT NULL,
     EXISTS (
-        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
+        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = d.customer_id
         AND s.purpose_id = %(purpose)s AND s.granted
     ),
     EXISTS (
-        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
+        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = d.customer_id
         AND s.purpose_id = %(tracking)s AND s.granted
     ),
     EXISTS (
-        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
+        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = d.customer_id
         AND s.purpose_id = %(profiling)s AND s.granted
     ),
     (
-        SELECT count(*) FROM campaigns_delivery r WHERE r.customer_id = c.id
+        SELECT count(*) FROM campaigns_delivery r WHERE r.customer_id = d.customer_id
         AND r.status = 'sent' AND r.sent_at >= %(since)s
     ),
-    cat.name
-FROM campaigns_delivery d
+    (
+        SELECT cat.name FROM segments_customermetrics m
+        JOIN orders_category cat ON cat.id = m.favourite_category_id
+        WHERE m.customer_id = d.customer_id AND m.store_id IS NULL
+    )
+FROM claimed d
 JOIN customers_customer c ON c.id = d.customer_id
-LEFT JOIN segments_customermetrics m
-    ON m.customer_id = c.id AND m.store_id IS NULL
-LEFT JOIN orders_category cat ON cat.id = m.favourite_category_id
-WHERE d.{owner}_id = %(owner)s AND d.status = 'pending'
-ORDER BY d.id
-LIMIT 1
-FOR UPDATE OF d SKIP LOCKED
 """
 
 
