@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parseaddr
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -295,6 +296,7 @@ class Sender:
                 "profiling": self.profiling_purpose,
                 "since": frequency_since(now),
             },
+            prepare=True,
         )
         row = cursor.fetchone()
         return Recipient(*row) if row else None
@@ -318,7 +320,7 @@ class Sender:
     def _one(self) -> str | None:
         """Claim, check, send and record one message; its outcome, None if none left."""
         now = timezone.now()
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(), _prepared_cursor() as cursor:
             recipient = self._claim(cursor, now)
             if recipient is None:
                 return None
@@ -344,9 +346,10 @@ class Sender:
                 )
                 return "failed"
             cursor.execute(
-                "UPDATE campaigns_delivery SET status = %s, sent_at = %s,"
+                "UPDATE campaigns_delivery SET status = 'sent', sent_at = %s,"
                 " message_id = %s, attempts = 1 WHERE id = %s",
-                [Delivery.Status.SENT, timezone.now(), message_id, delivery.pk],
+                [timezone.now(), message_id, delivery.pk],
+                prepare=True,
             )
         return "sent"
 
@@ -474,6 +477,16 @@ class Sender:
                     backend.close()
                 except Exception:  # closing a broken connection
                     logger.info("Closing %s failed", attribute, exc_info=True)
+
+
+def _prepared_cursor() -> psycopg.Cursor:
+    """A cursor on Django's connection, in its transaction, binding on the server.
+
+    The two statements every message runs are then prepared once per connection
+    instead of planned each time (Django's own cursors bind on the client).
+    """
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
 
 
 def sms_resume_at(now: Any) -> Any:
