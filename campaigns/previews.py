@@ -39,7 +39,9 @@ def preview_context(
 ) -> rendering.MessageContext:
     """The merge tags as ``customer`` would get them, or sample values."""
     prefix = ""
-    campaign = template.campaigns.exclude(coupon_prefix="").first()
+    campaign = None
+    if template.pk:  # an unsaved template (the editor's live preview) has none
+        campaign = template.campaigns.exclude(coupon_prefix="").first()
     if campaign is not None:
         prefix = campaign.coupon_prefix
     coupon = f"{prefix or 'KOD'}-PODGLAD"

@@ -7,4 +7,6 @@ app_name = "campaigns"
 urlpatterns = [
     # Public, reached from sent messages and the mail provider: opens, clicks, bounces.
     path("t/", include("campaigns.urls_public")),
+    # Staff: campaigns, message templates, reports.
+    path("campaigns/", include("campaigns.urls_staff")),
 ]

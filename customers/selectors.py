@@ -13,8 +13,8 @@ complete summaries already and need no second query.
 Customers sits leftmost in the layering: orders and consents are reached through
 reverse relations (``customer.orders``, ``customer.consent_events``) and
 ``apps.get_model``, never imported. An app to the right adds its own source with
-:func:`timeline_source_register` from its ``AppConfig.ready()`` -- the campaigns
-app will add the messages sent to the customer (issue 8) that way, with a row
+:func:`timeline_source_register` from its ``AppConfig.ready()``, as the campaigns
+app adds the messages sent to the customer (``campaigns.timeline``), with a row
 query, a fetch and a template of its own.
 """
 
