@@ -49,45 +49,46 @@ logger = logging.getLogger(__name__)
 
 Reason = Delivery.Reason
 
-# The claim: the oldest waiting row of one campaign or flow, locked, with what the
-# checks and the merge tags need about its customer, in one statement. The row is
-# locked first (the partial index of waiting rows, newest first), then its one
-# customer is looked up: written as one join, the planner hashed every consent
-# of the purpose on each claim.
+# The claim, in two statements. The first locks the oldest waiting row of one
+# campaign or flow through the partial index of waiting rows; it is planned each
+# time, because a prepared (generic) plan walks the primary key past every row
+# sent so far. The second, prepared once, reads what the checks and the merge tags
+# need about its one customer. (Written as one join, the planner hashed every
+# consent of the purpose on each claim.)
 CLAIM_SQL = """
-WITH claimed AS MATERIALIZED (
-    SELECT d.id, d.customer_id FROM campaigns_delivery d
-    WHERE d.{owner}_id = %(owner)s AND d.status = 'pending'
-    ORDER BY d.id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-)
-SELECT d.id, d.customer_id, c.email, c.phone, c.first_name, c.last_name, c.language,
+SELECT d.id, d.customer_id FROM campaigns_delivery d
+WHERE d.{owner}_id = %(owner)s AND d.status = 'pending'
+ORDER BY d.id
+LIMIT 1
+FOR UPDATE SKIP LOCKED
+"""
+RECIPIENT_SQL = """
+SELECT c.email, c.phone, c.first_name, c.last_name, c.language,
     c.erased_at IS NOT NULL, c.restricted_at IS NOT NULL,
     c.marketing_objection_at IS NOT NULL, c.profiling_objection_at IS NOT NULL,
     EXISTS (
-        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = d.customer_id
+        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
         AND s.purpose_id = %(purpose)s AND s.granted
     ),
     EXISTS (
-        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = d.customer_id
+        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
         AND s.purpose_id = %(tracking)s AND s.granted
     ),
     EXISTS (
-        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = d.customer_id
+        SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
         AND s.purpose_id = %(profiling)s AND s.granted
     ),
     (
-        SELECT count(*) FROM campaigns_delivery r WHERE r.customer_id = d.customer_id
+        SELECT count(*) FROM campaigns_delivery r WHERE r.customer_id = c.id
         AND r.status = 'sent' AND r.sent_at >= %(since)s
     ),
     (
         SELECT cat.name FROM segments_customermetrics m
         JOIN orders_category cat ON cat.id = m.favourite_category_id
-        WHERE m.customer_id = d.customer_id AND m.store_id IS NULL
+        WHERE m.customer_id = c.id AND m.store_id IS NULL
     )
-FROM claimed d
-JOIN customers_customer c ON c.id = d.customer_id
+FROM customers_customer c
+WHERE c.id = %(customer)s
 """
 
 
@@ -287,10 +288,15 @@ class Sender:
     # --- One message -------------------------------------------------------------
 
     def _claim(self, cursor: Any, now: Any) -> Recipient | None:
+        # prepare=False: psycopg would prepare it after a few runs.
+        cursor.execute(self.sql, {"owner": self.owner_id}, prepare=False)
+        claimed = cursor.fetchone()
+        if claimed is None:
+            return None
         cursor.execute(
-            self.sql,
+            RECIPIENT_SQL,
             {
-                "owner": self.owner_id,
+                "customer": claimed[1],
                 "purpose": self.purpose.pk,
                 "tracking": self.tracking_purpose,
                 "profiling": self.profiling_purpose,
@@ -298,8 +304,7 @@ class Sender:
             },
             prepare=True,
         )
-        row = cursor.fetchone()
-        return Recipient(*row) if row else None
+        return Recipient(*claimed, *cursor.fetchone())
 
     def _reason(self, recipient: Recipient) -> str:
         if recipient.erased:
