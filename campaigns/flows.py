@@ -417,8 +417,9 @@ def flow_run(*, flow: Flow, now: dt.datetime | None = None) -> int:
                 deliveries=Delivery.objects.filter(flow=flow, created_at=now),
                 channel=channel,
             )
+        # Rows a dead sender held ("sending") count: the next sender takes them back.
         waiting = Delivery.objects.filter(
-            flow=flow, status=Delivery.Status.PENDING
+            flow=flow, status__in=(Delivery.Status.PENDING, Delivery.Status.SENDING)
         ).exists()
         quiet = channel == Channel.SMS and sms_resume_at(timezone.now()) is not None
         if waiting and not quiet:

@@ -302,6 +302,7 @@ class Delivery(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Waiting")
+        SENDING = "sending", _("Being sent")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Not sent")
@@ -349,6 +350,8 @@ class Delivery(models.Model):
         _("reason"), max_length=16, choices=Reason.choices, blank=True
     )
     message_id = models.CharField(_("message id"), max_length=255, blank=True)
+    # The sender holding the row while it is being sent (campaigns.sending).
+    claimed_by = models.IntegerField(_("sender"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
@@ -398,6 +401,12 @@ class Delivery(models.Model):
                 name="delivery_customer_sent_idx",
             ),
             models.Index(fields=["message_id"], name="delivery_message_id_idx"),
+            # Rows being sent, by sender: those of a sender that died go back.
+            models.Index(
+                fields=["claimed_by"],
+                condition=Q(status="sending"),
+                name="delivery_sending_idx",
+            ),
         ]
 
     def __str__(self) -> str:

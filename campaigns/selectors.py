@@ -259,7 +259,9 @@ def _report(owner: str, pk: int) -> MessageReport:
             report.skipped[reason] = report.skipped.get(reason, 0) + row["n"]
     report.sent = by_status.get(Delivery.Status.SENT, 0)
     report.failed = by_status.get(Delivery.Status.FAILED, 0)
-    report.pending = by_status.get(Delivery.Status.PENDING, 0)
+    report.pending = by_status.get(Delivery.Status.PENDING, 0) + by_status.get(
+        Delivery.Status.SENDING, 0
+    )
     report.skipped = dict(
         sorted(report.skipped.items(), key=lambda item: (-item[1], item[0]))
     )

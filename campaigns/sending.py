@@ -1,28 +1,34 @@
 """Sending: each waiting Delivery claimed, checked, sent and recorded, exactly once.
 
-A sender claims one waiting row at a time with SELECT ... FOR UPDATE SKIP LOCKED
-and holds its lock while the message goes out; the outcome (sent, failed, not
-sent and why) is written and committed before the next row is claimed. So:
+A sender claims a few waiting rows at a time (SENDER_BATCH) with SELECT ... FOR
+UPDATE SKIP LOCKED, marking them "sending" under its own number, and commits the
+claim. Then, one message at a time, it sends and commits that recipient's
+outcome (sent, failed, not sent and why) before the next. So:
 
 - any number of workers share a campaign without ever taking the same row;
-- a worker killed mid-batch loses only the transaction of the message in hand:
-  its row is still waiting, every row before it is recorded, and whoever sends
-  next picks up exactly where it stopped. A message is repeated only if the kill
-  falls between the mail server accepting it and our commit, microseconds later;
-  it is never skipped. (Celery runs the tasks with acks_late,
+- a worker killed mid-batch leaves its unsent rows "sending" under the number of
+  a sender that no longer exists: every sender holds a PostgreSQL session lock
+  on its number while it lives, and the next sender to start takes the rows of
+  numbers nobody holds back to waiting. Every outcome before the kill is
+  committed, so nobody is skipped and nobody repeated. A message is repeated
+  only if the kill falls between the mail server accepting it and our commit,
+  microseconds later. (Celery runs the tasks with acks_late,
   reject_on_worker_lost and prefetch 1, so the batch in hand is redelivered; the
   watchdog, ``campaigns_watch_task``, restarts a campaign whose worker vanished
   anyway.)
 
-Right before each message the claim re-reads the consent, the customer's rights
-(erasure, restriction, objection) and the frequency cap, so a withdrawal between
-choosing the audience and sending is honoured.
+The claim reads the consent, the customer's rights (erasure, restriction,
+objection) and the frequency cap afresh, a few messages (tens of milliseconds)
+before each send, so a withdrawal between choosing the audience and sending is
+honoured. Each outcome is one autocommitted UPDATE: the database work of a
+message is one round trip.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import smtplib
 import time
 from collections.abc import Callable
@@ -49,22 +55,31 @@ logger = logging.getLogger(__name__)
 
 Reason = Delivery.Reason
 
-# The claim, in two statements. The first locks the oldest waiting row of one
-# campaign or flow through the partial index of waiting rows; it is planned each
-# time, because a prepared (generic) plan walks the primary key past every row
-# sent so far. The second, prepared once, reads what the checks and the merge tags
-# need about its one customer. (Written as one join, the planner hashed every
-# consent of the purpose on each claim.)
+# Messages claimed at once: the claim's checks are this many sends old at most.
+SENDER_BATCH = 20
+# Session locks on senders' numbers: (this, number). Any constant of our own.
+SENDER_LOCK = 7_301_002
+
+# The claim: the oldest waiting rows of one campaign or flow, through the partial
+# index of waiting rows, marked "sending" under the sender's number, with what
+# the checks and the merge tags need about their customers. Planned each time (a
+# prepared, generic plan walks the primary key past every row sent so far); the
+# customers are joined after the rows are locked (joined before, the planner
+# hashed every consent of the purpose).
 CLAIM_SQL = """
-SELECT d.id, d.customer_id FROM campaigns_delivery d
-WHERE d.{owner}_id = %(owner)s AND d.status = 'pending'
-ORDER BY d.id
-LIMIT 1
-FOR UPDATE SKIP LOCKED
-"""
-RECIPIENT_SQL = """
-SELECT c.email, c.phone, c.first_name, c.last_name, c.language,
-    c.erased_at IS NOT NULL, c.restricted_at IS NOT NULL,
+WITH claimed AS (
+    UPDATE campaigns_delivery d SET status = 'sending', claimed_by = %(sender)s
+    WHERE d.id IN (
+        SELECT w.id FROM campaigns_delivery w
+        WHERE w.{owner}_id = %(owner)s AND w.status = 'pending'
+        ORDER BY w.id
+        LIMIT %(batch)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING d.id, d.customer_id
+)
+SELECT d.id, d.customer_id, c.email, c.phone, c.first_name, c.last_name,
+    c.language, c.erased_at IS NOT NULL, c.restricted_at IS NOT NULL,
     c.marketing_objection_at IS NOT NULL, c.profiling_objection_at IS NOT NULL,
     EXISTS (
         SELECT 1 FROM consents_consentstate s WHERE s.customer_id = c.id
@@ -87,8 +102,23 @@ SELECT c.email, c.phone, c.first_name, c.last_name, c.language,
         JOIN orders_category cat ON cat.id = m.favourite_category_id
         WHERE m.customer_id = c.id AND m.store_id IS NULL
     )
-FROM customers_customer c
-WHERE c.id = %(customer)s
+FROM claimed d
+JOIN customers_customer c ON c.id = d.customer_id
+ORDER BY d.id
+"""
+SENT_SQL = """
+UPDATE campaigns_delivery SET status = 'sent', sent_at = %s, message_id = %s,
+    attempts = 1, claimed_by = NULL
+WHERE id = %s
+"""
+OUTCOME_SQL = """
+UPDATE campaigns_delivery SET status = %s, reason = %s, error = %s,
+    attempts = attempts + %s, claimed_by = NULL
+WHERE id = %s
+"""
+RELEASE_SQL = """
+UPDATE campaigns_delivery SET status = 'pending', claimed_by = NULL
+WHERE claimed_by = %s AND status = 'sending'
 """
 
 
@@ -197,6 +227,7 @@ class Sender:
         self.from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
         self.email_connection = None
         self.sms_backend = None
+        self.number = secrets.randbelow(2**31 - 1) + 1
 
     # --- The loop ----------------------------------------------------------------
 
@@ -211,44 +242,49 @@ class Sender:
         started = last_check = time.monotonic()
         rate = settings.CAMPAIGN_SEND_RATE
         done = 0
+        self._lock()
         try:
-            while True:
-                if done >= limit:
-                    result.stopped = "limit"
+            self.recover()
+            while result.stopped == "done":
+                batch = self._claim(min(SENDER_BATCH, limit - done))
+                if not batch:
                     break
-                now = time.monotonic()
-                if now - started >= seconds:
-                    result.stopped = "time"
-                    break
-                if now - last_check >= 1.0:
-                    last_check = now
-                    if not self._may_go_on():
-                        result.stopped = "status"
+                for recipient in batch:
+                    now = time.monotonic()
+                    if done >= limit:
+                        result.stopped = "limit"
+                    elif now - started >= seconds:
+                        result.stopped = "time"
+                    elif now - last_check >= 1.0:
+                        last_check = now
+                        if not self._may_go_on():
+                            result.stopped = "status"
+                    if result.stopped != "done":
                         break
-                if rate > 0:
-                    wait = started + done / rate - now
-                    if wait > 0:
-                        time.sleep(wait)
-                try:
-                    outcome = self._one()
-                except Exception:
-                    logger.warning("Sending stopped", exc_info=True)
-                    result.stopped = "error"
-                    break
-                if outcome is None:
-                    result.stopped = "done"
-                    break
-                done += 1
-                if outcome == "sent":
-                    result.sent += 1
-                elif outcome == "failed":
-                    result.failed += 1
-                else:
-                    result.skipped += 1
-                    result.skip_reasons[outcome] = (
-                        result.skip_reasons.get(outcome, 0) + 1
-                    )
+                    if rate > 0:
+                        wait = started + done / rate - now
+                        if wait > 0:
+                            time.sleep(wait)
+                    try:
+                        outcome = self._one(recipient)
+                    except Exception:
+                        logger.warning("Sending stopped", exc_info=True)
+                        result.stopped = "error"
+                        break
+                    done += 1
+                    if outcome == "sent":
+                        result.sent += 1
+                    elif outcome == "failed":
+                        result.failed += 1
+                    else:
+                        result.skipped += 1
+                        result.skip_reasons[outcome] = (
+                            result.skip_reasons.get(outcome, 0) + 1
+                        )
+                if result.stopped == "done" and done >= limit:
+                    result.stopped = "limit"
         finally:
+            self._unlock()  # what this sender claimed and did not send waits again
             self.close()
         self._heartbeat()
         if result.stopped == "done":
@@ -274,7 +310,8 @@ class Sender:
         if self.campaign is None:
             return
         waiting = Delivery.objects.filter(
-            campaign_id=self.owner_id, status=Delivery.Status.PENDING
+            campaign_id=self.owner_id,
+            status__in=(Delivery.Status.PENDING, Delivery.Status.SENDING),
         ).exists()
         if waiting:
             return
@@ -287,24 +324,62 @@ class Sender:
 
     # --- One message -------------------------------------------------------------
 
-    def _claim(self, cursor: Any, now: Any) -> Recipient | None:
-        # prepare=False: psycopg would prepare it after a few runs.
-        cursor.execute(self.sql, {"owner": self.owner_id}, prepare=False)
-        claimed = cursor.fetchone()
-        if claimed is None:
-            return None
-        cursor.execute(
-            RECIPIENT_SQL,
-            {
-                "customer": claimed[1],
-                "purpose": self.purpose.pk,
-                "tracking": self.tracking_purpose,
-                "profiling": self.profiling_purpose,
-                "since": frequency_since(now),
-            },
-            prepare=True,
-        )
-        return Recipient(*claimed, *cursor.fetchone())
+    def _lock(self) -> None:
+        """Hold this sender's number for as long as its connection lives."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_lock(%s, %s)", [SENDER_LOCK, self.number]
+            )
+
+    def _unlock(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(RELEASE_SQL, [self.number])
+            cursor.execute(
+                "SELECT pg_advisory_unlock(%s, %s)", [SENDER_LOCK, self.number]
+            )
+
+    def recover(self) -> int:
+        """Put back to waiting the rows of senders that died; how many."""
+        owner = "campaign_id" if self.campaign else "flow_id"
+        released = 0
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT claimed_by FROM campaigns_delivery"  # noqa: S608
+                f" WHERE status = 'sending' AND {owner} = %s AND claimed_by <> %s",
+                [self.owner_id, self.number],
+            )
+            for (number,) in cursor.fetchall():
+                # A live sender holds its number: only a dead one's is free.
+                cursor.execute(
+                    "SELECT pg_try_advisory_lock(%s, %s)", [SENDER_LOCK, number]
+                )
+                if cursor.fetchone()[0]:
+                    cursor.execute(RELEASE_SQL, [number])
+                    released += cursor.rowcount
+                    cursor.execute(
+                        "SELECT pg_advisory_unlock(%s, %s)", [SENDER_LOCK, number]
+                    )
+        if released:
+            logger.info("Took back %s messages of a sender that died", released)
+        return released
+
+    def _claim(self, size: int) -> list[Recipient]:
+        if size <= 0:
+            return []
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                self.sql,
+                {
+                    "owner": self.owner_id,
+                    "sender": self.number,
+                    "batch": size,
+                    "purpose": self.purpose.pk,
+                    "tracking": self.tracking_purpose,
+                    "profiling": self.profiling_purpose,
+                    "since": frequency_since(timezone.now()),
+                },
+            )
+            return [Recipient(*row) for row in cursor.fetchall()]
 
     def _reason(self, recipient: Recipient) -> str:
         if recipient.erased:
@@ -322,17 +397,20 @@ class Sender:
             return Reason.FREQUENCY_CAP
         return Reason.NONE
 
-    def _one(self) -> str | None:
-        """Claim, check, send and record one message; its outcome, None if none left."""
-        now = timezone.now()
-        with transaction.atomic(), _prepared_cursor() as cursor:
-            recipient = self._claim(cursor, now)
-            if recipient is None:
-                return None
-            reason = self._reason(recipient)
+    def _one(self, recipient: Recipient) -> str:
+        """Check, send and record one claimed message; its outcome.
+
+        Each outcome is committed on its own (autocommit) before the next send.
+        A failure that is not the recipient's (the server down) raises: the row
+        goes back to waiting with the rest of the batch.
+        """
+        reason = self._reason(recipient)
+        with _prepared_cursor() as cursor:
             if reason:
-                Delivery.objects.filter(pk=recipient.delivery_id).update(
-                    status=Delivery.Status.SKIPPED, reason=reason
+                cursor.execute(
+                    OUTCOME_SQL,
+                    [Delivery.Status.SKIPPED, reason, "", 0, recipient.delivery_id],
+                    prepare=True,
                 )
                 return reason
             delivery = Delivery(
@@ -341,19 +419,24 @@ class Sender:
                 channel=self.channel,
             )
             try:
-                message_id = self._deliver(delivery, recipient, now)
+                message_id = self._deliver(delivery, recipient, timezone.now())
             except (*PERMANENT_ERRORS, RecipientRefused) as error:
                 logger.info("Delivery %s failed: %s", recipient.delivery_id, error)
-                Delivery.objects.filter(pk=recipient.delivery_id).update(
-                    status=Delivery.Status.FAILED,
-                    error=str(error)[:1000],
-                    attempts=1,
+                cursor.execute(
+                    OUTCOME_SQL,
+                    [
+                        Delivery.Status.FAILED,
+                        "",
+                        str(error)[:1000],
+                        1,
+                        recipient.delivery_id,
+                    ],
+                    prepare=True,
                 )
                 return "failed"
             cursor.execute(
-                "UPDATE campaigns_delivery SET status = 'sent', sent_at = %s,"
-                " message_id = %s, attempts = 1 WHERE id = %s",
-                [timezone.now(), message_id, delivery.pk],
+                SENT_SQL,
+                [timezone.now(), message_id, recipient.delivery_id],
                 prepare=True,
             )
         return "sent"
@@ -485,10 +568,10 @@ class Sender:
 
 
 def _prepared_cursor() -> psycopg.Cursor:
-    """A cursor on Django's connection, in its transaction, binding on the server.
+    """A cursor on Django's connection binding on the server.
 
-    The two statements every message runs are then prepared once per connection
-    instead of planned each time (Django's own cursors bind on the client).
+    The statement every message runs is then prepared once per connection instead
+    of planned each time (Django's own cursors bind on the client).
     """
     connection.ensure_connection()
     return psycopg.Cursor(connection.connection)

@@ -79,7 +79,9 @@ def campaigns_watch_task() -> int:
         if campaign.prepared_at is None:
             campaign_prepare_task.delay(campaign.pk)
         elif Delivery.objects.filter(
-            campaign=campaign, status=Delivery.Status.PENDING
+            campaign=campaign,
+            # "sending" rows of a dead sender: the new batch takes them back.
+            status__in=(Delivery.Status.PENDING, Delivery.Status.SENDING),
         ).exists():
             campaign_send_task.delay(campaign.pk)
         else:

@@ -27,9 +27,9 @@ SOURCE_KEY = "messages"
 
 
 def _message_rows(customer: Customer) -> QuerySet:
-    shown = customer.deliveries.exclude(status=Delivery.Status.PENDING).exclude(
-        Q(status=Delivery.Status.SKIPPED) & Q(reason=Delivery.Reason.CANCELLED)
-    )
+    shown = customer.deliveries.exclude(
+        status__in=(Delivery.Status.PENDING, Delivery.Status.SENDING)
+    ).exclude(Q(status=Delivery.Status.SKIPPED) & Q(reason=Delivery.Reason.CANCELLED))
     return timeline_rows(
         # Never sent (failed, not sent): when the message was prepared.
         shown.annotate(shown_at=Coalesce("sent_at", "created_at")).order_by(

@@ -711,8 +711,11 @@ def campaign_progress(campaign: Campaign) -> Progress:
         .annotate(n=Count("pk"))
         .order_by()
     ):
-        if row["status"] in (Delivery.Status.PENDING, Delivery.Status.SENT):
-            setattr(progress, row["status"], row["n"])
+        if row["status"] in (Delivery.Status.PENDING, Delivery.Status.SENDING):
+            # Claimed by a sender this very moment: still to go.
+            progress.pending += row["n"]
+        elif row["status"] == Delivery.Status.SENT:
+            progress.sent = row["n"]
         elif row["status"] == Delivery.Status.FAILED:
             progress.failed = row["n"]
         else:

@@ -310,3 +310,40 @@ def test_mime_bytes_parse_back_to_the_message():
     text = message.get_body(("plain",)).get_content()
     assert text.replace("\r\n", "\n") == f"Dzień dobry\n.\n{long_line}"
     assert long_line in message.get_body(("html",)).get_content()
+
+
+def test_rows_of_a_dead_sender_go_back_and_a_live_senders_stay(
+    audience, smtp_sink, campaigns_tasks_sent
+):
+    import psycopg
+    from django.db import connection
+
+    from campaigns.sending import SENDER_LOCK
+
+    campaign = campaign_create(
+        actor=None,
+        name="Po awarii",
+        template=EmailTemplateFactory(),
+        segment=audience["segment"],
+    )
+    campaign_start(campaign=campaign)
+    campaign_prepare_task(campaign.pk)
+    dead, alive = audience["consenting"][0], audience["consenting"][1]
+    Delivery.objects.filter(campaign=campaign, customer=dead).update(
+        status="sending", claimed_by=111
+    )
+    Delivery.objects.filter(campaign=campaign, customer=alive).update(
+        status="sending", claimed_by=222
+    )
+    # Sender 222 lives: its session (another connection) holds its number.
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [SENDER_LOCK, 222])
+        Sender(campaign=Campaign.objects.get(pk=campaign.pk)).send(limit=100)
+    received = smtp_sink.received_by()
+    assert dead.email in received  # taken back and sent
+    assert alive.email not in received  # still the live sender's
+    assert Delivery.objects.get(campaign=campaign, customer=alive).status == "sending"
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENDING  # not done while 222 works
