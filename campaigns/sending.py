@@ -141,8 +141,13 @@ class Recipient:
     recent: int
     favourite_category: str | None
 
+    @property
+    def pk(self) -> int:
+        """The customer's id: links need no more (building a model costs more)."""
+        return self.customer_id
+
     def customer(self) -> Customer:
-        """A Customer standing for this recipient (for links and recommendations)."""
+        """A Customer standing for this recipient (for recommendations)."""
         return Customer(
             pk=self.customer_id,
             email=self.email,
@@ -413,13 +418,8 @@ class Sender:
                     prepare=True,
                 )
                 return reason
-            delivery = Delivery(
-                pk=recipient.delivery_id,
-                customer_id=recipient.customer_id,
-                channel=self.channel,
-            )
             try:
-                message_id = self._deliver(delivery, recipient, timezone.now())
+                message_id = self._deliver(recipient, timezone.now())
             except (*PERMANENT_ERRORS, RecipientRefused) as error:
                 logger.info("Delivery %s failed: %s", recipient.delivery_id, error)
                 cursor.execute(
@@ -441,9 +441,8 @@ class Sender:
             )
         return "sent"
 
-    def context(self, recipient: Recipient, delivery: Delivery, now: Any) -> Any:
+    def context(self, recipient: Recipient, now: Any) -> Any:
         """The merge tags' values for ``recipient``."""
-        customer = recipient.customer()
         profiled = not recipient.objected_profiling and (
             recipient.profiling or not self.profiling_needs_consent
         )
@@ -452,37 +451,41 @@ class Sender:
             from campaigns.coupons import coupon_issue
 
             coupon = coupon_issue(
-                delivery=delivery,
+                delivery=Delivery(
+                    pk=recipient.delivery_id,
+                    customer_id=recipient.customer_id,
+                    channel=self.channel,
+                ),
                 prefix=self.coupon_prefix,
                 validity_days=self.coupon_days,
                 now=now,
             )
         values = message_values(
-            customer=customer,
+            customer=recipient,
             unsubscribe=unsubscribe_url(
-                customer, self.purpose, reference=str(delivery.pk)
+                recipient, self.purpose, reference=str(recipient.delivery_id)
             ),
-            preferences=preference_url(customer),
+            preferences=preference_url(recipient),
             favourite_category=recipient.favourite_category if profiled else None,
             coupon_code=coupon.code if coupon else "",
             coupon_valid_until=coupon.valid_until if coupon else None,
         )
         recommendations = (
-            self.recommender.for_customer(customer) if self.recommender else ()
+            self.recommender.for_customer(recipient.customer())
+            if self.recommender
+            else ()
         )
         return rendering.MessageContext(values=values, recommendations=recommendations)
 
-    def _deliver(self, delivery: Delivery, recipient: Recipient, now: Any) -> str:
+    def _deliver(self, recipient: Recipient, now: Any) -> str:
         """Render and hand the message over; its message id."""
         with translation.override(recipient.language or settings.LANGUAGE_CODE):
-            context = self.context(recipient, delivery, now)
+            context = self.context(recipient, now)
         if self.channel == Channel.SMS:
-            return self._deliver_sms(delivery, recipient, context)
-        return self._deliver_email(delivery, recipient, context)
+            return self._deliver_sms(recipient, context)
+        return self._deliver_email(recipient, context)
 
-    def _deliver_email(
-        self, delivery: Delivery, recipient: Recipient, context: Any
-    ) -> str:
+    def _deliver_email(self, recipient: Recipient, context: Any) -> str:
         from campaigns.tracking import click_url, open_url
 
         track: Callable[[str], str] | None = None
@@ -490,11 +493,11 @@ class Sender:
         if recipient.tracking:
 
             def track(url: str) -> str:
-                return click_url(delivery.pk, url)
+                return click_url(recipient.delivery_id, url)
 
-            pixel = open_url(delivery.pk)
+            pixel = open_url(recipient.delivery_id)
         rendered = self.prepared.render(context, track_link=track, open_pixel_url=pixel)
-        message_id = f"<kartoteka.{delivery.pk}@{self.domain}>"
+        message_id = f"<kartoteka.{recipient.delivery_id}@{self.domain}>"
         backend = self._email_connection()
         unsubscribe = context.values["unsubscribe_url"]
         if isinstance(backend, SmtpBackend) and mime.plain_address(recipient.email):
@@ -522,9 +525,7 @@ class Sender:
         ).send()
         return message_id
 
-    def _deliver_sms(
-        self, delivery: Delivery, recipient: Recipient, context: Any
-    ) -> str:
+    def _deliver_sms(self, recipient: Recipient, context: Any) -> str:
         from campaigns.sms import SmsMessage
 
         text = rendering.render_sms(text=self.template.text, context=context)
@@ -532,7 +533,7 @@ class Sender:
         # The gateway refuses a reference it has seen: a message repeated after a
         # kill at the wrong moment is not sent twice. The prefix keeps installations
         # sharing one gateway account apart.
-        reference = f"{settings.SMS_REFERENCE_PREFIX}{delivery.pk}"
+        reference = f"{settings.SMS_REFERENCE_PREFIX}{recipient.delivery_id}"
         (result,) = backend.send_messages(
             [SmsMessage(to=recipient.phone, text=text, reference=reference)]
         )

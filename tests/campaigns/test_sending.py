@@ -347,3 +347,33 @@ def test_rows_of_a_dead_sender_go_back_and_a_live_senders_stay(
     assert Delivery.objects.get(campaign=campaign, customer=alive).status == "sending"
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENDING  # not done while 222 works
+
+
+def test_sms_campaign_reaches_consenting_phones(
+    purposes, settings, campaigns_tasks_sent
+):
+    from campaigns import sms
+    from tests.factories.campaigns import SmsTemplateFactory
+
+    settings.SMS_BACKEND = "campaigns.sms.LocmemBackend"
+    settings.SMS_SEND_HOURS = (0, 24)
+    sms.outbox.clear()
+    with_phone = CustomerFactory(first_name="Żaneta", phone="+48601000001")
+    no_phone = CustomerFactory(first_name="Bez", phone="")
+    for customer in (with_phone, no_phone):
+        grant(customer, purposes, "sms_marketing")
+    campaign = campaign_create(
+        actor=None,
+        name="SMS",
+        template=SmsTemplateFactory(),
+        segment=static_segment([with_phone, no_phone]),
+    )
+    assert campaign.purpose.code == "sms_marketing"
+    campaign_start(campaign=campaign)
+    campaign = run(campaign, campaigns_tasks_sent)
+    assert campaign.status == Campaign.Status.SENT
+    (message,) = sms.outbox
+    assert message.to == "+48601000001"
+    assert message.text.startswith("Hej Żaneta")
+    assert message.reference.endswith(str(Delivery.objects.get(customer=with_phone).pk))
+    assert Delivery.objects.get(customer=no_phone).reason == Delivery.Reason.NO_ADDRESS
