@@ -55,29 +55,17 @@ from campaigns.services import (
 from campaigns.sms import sms_counter_attrs, sms_parts
 from consents.admin import ReadOnlyAdmin
 from consents.models import ConsentPurpose
-from customers.admin import AccessLoggedChangeViewMixin, ReadOnlyTabularInline
+from customers.admin import (
+    AccessLoggedChangeViewMixin,
+    ReadOnlyTabularInline,
+    admin_object_become,
+    customer_search_filter,
+)
 from customers.forms import add_service_dry_run_errors
-from customers.models import Customer
 from customers.paginators import EstimatedCountPaginator
 
 # How tall the email preview is drawn: most newsletters scroll within it.
 PREVIEW_HEIGHT = 640
-
-
-def _become(obj: Any, saved: Any) -> None:
-    """Make the admin's ``obj`` the row a service saved (log entry, redirect)."""
-    for field in type(saved)._meta.concrete_fields:
-        setattr(obj, field.attname, getattr(saved, field.attname))
-    obj._state = saved._state
-
-
-def _customer_search(queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-    """Rows of the customers the search box finds (an IN, so no duplicates)."""
-    term = search_term.strip()
-    if not term:
-        return queryset, False
-    customers = Customer.objects.search(term).order_by().values("pk")
-    return queryset.filter(customer_id__in=customers), False
 
 
 # --- Templates -----------------------------------------------------------------------
@@ -216,7 +204,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         saved = _template_write(
             obj.pk if change else None, form.cleaned_data, actor=request.user
         )
-        _become(obj, saved)
+        admin_object_become(obj, saved)
 
 
 # --- Campaigns -----------------------------------------------------------------------
@@ -408,7 +396,7 @@ class CampaignAdmin(admin.ModelAdmin):
             list(form.changed_data),
             actor=request.user,
         )
-        _become(obj, saved)
+        admin_object_become(obj, saved)
 
     def _act(
         self,
@@ -546,7 +534,7 @@ class FlowAdmin(admin.ModelAdmin):
         saved = _flow_write(
             obj.pk, form.cleaned_data, list(form.changed_data), actor=request.user
         )
-        _become(obj, saved)
+        admin_object_become(obj, saved)
 
     def log_change(self, request: HttpRequest, obj: Flow, message: Any) -> None:
         pass  # flow_update writes the history entry, with what really changed
@@ -614,7 +602,7 @@ class DeliveryAdmin(AccessLoggedChangeViewMixin, ReadOnlyAdmin):
         return coupon.code if coupon else "-"
 
     def get_search_results(self, request, queryset, search_term):
-        return _customer_search(queryset, search_term)
+        return customer_search_filter(queryset, search_term)
 
 
 @admin.register(DeliveryEvent)

@@ -34,7 +34,12 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from consents.admin import ReadOnlyAdmin
-from customers.admin import AccessLoggedChangeViewMixin, ReadOnlyTabularInline
+from customers.admin import (
+    AccessLoggedChangeViewMixin,
+    ReadOnlyTabularInline,
+    admin_object_become,
+    customer_search_filter,
+)
 from customers.exports import customers_table, export_response
 from customers.forms import add_service_dry_run_errors
 from customers.models import Customer, Store
@@ -62,22 +67,6 @@ from segments.services import (
 from segments.tasks import metrics_recompute_task, segment_rebuild_after_commit
 
 Trigger = SegmentRebuild.Trigger
-
-
-def _become(obj: Any, saved: Any) -> None:
-    """Make the admin's ``obj`` the row a service saved (log entry, redirect)."""
-    for field in type(saved)._meta.concrete_fields:
-        setattr(obj, field.attname, getattr(saved, field.attname))
-    obj._state = saved._state
-
-
-def _customer_search(queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-    """Rows of the customers the search box finds (an IN, so no duplicates)."""
-    term = search_term.strip()
-    if not term:
-        return queryset, False
-    customers = Customer.objects.search(term).order_by().values("pk")
-    return queryset.filter(customer_id__in=customers), False
 
 
 def _recompute_note(request: HttpRequest) -> None:
@@ -253,7 +242,7 @@ class SegmentAdmin(admin.ModelAdmin):
         segment, rebuild = _segment_write(
             obj.pk if change else None, form.cleaned_data, actor=request.user
         )
-        _become(obj, segment)
+        admin_object_become(obj, segment)
         if rebuild and segment.is_active:
             segment_rebuild_after_commit(
                 [segment], trigger=Trigger.EDIT, user=request.user
@@ -400,7 +389,7 @@ class SegmentMembershipAdmin(admin.ModelAdmin):
         return ("segment", "customer", "entered_at", "added_by")
 
     def get_search_results(self, request, queryset, search_term):
-        return _customer_search(queryset, search_term)
+        return customer_search_filter(queryset, search_term)
 
     def get_actions(self, request: HttpRequest):
         actions = super().get_actions(request)
@@ -419,7 +408,7 @@ class SegmentMembershipAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: SegmentMembership, form, change: bool):
         data = form.cleaned_data
         _member_add(data, actor=request.user)
-        _become(
+        admin_object_become(
             obj,
             SegmentMembership.objects.get(
                 segment=data["segment"], customer=data["customer"]
@@ -507,7 +496,7 @@ class SegmentChangeAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def get_search_results(self, request, queryset, search_term):
-        return _customer_search(queryset, search_term)
+        return customer_search_filter(queryset, search_term)
 
 
 # --- Metrics and RFM -----------------------------------------------------------------
@@ -564,7 +553,7 @@ class CustomerMetricsAdmin(AccessLoggedChangeViewMixin, ReadOnlyAdmin):
         return metrics.store.name if metrics.store else str(_("All stores together"))
 
     def get_search_results(self, request, queryset, search_term):
-        return _customer_search(queryset, search_term)
+        return customer_search_filter(queryset, search_term)
 
 
 class RfmSegmentForm(forms.ModelForm):
@@ -717,7 +706,7 @@ class RfmSegmentMoveAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def get_search_results(self, request, queryset, search_term):
-        return _customer_search(queryset, search_term)
+        return customer_search_filter(queryset, search_term)
 
 
 @admin.register(MetricsQueue)
