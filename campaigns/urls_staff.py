@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from campaigns import views
+from campaigns import views, views_flows
 
 urlpatterns = [
     path("", views.CampaignListView.as_view(), name="list"),
@@ -30,4 +30,6 @@ urlpatterns = [
     ),
     path("templates/frame/", views.TemplateFrameView.as_view(), name="template_frame"),
     path("templates/<int:pk>/", views.TemplateEditView.as_view(), name="template_edit"),
+    path("flows/", views_flows.FlowListView.as_view(), name="flow_list"),
+    path("flows/<int:pk>/", views_flows.FlowEditView.as_view(), name="flow_edit"),
 ]
