@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parseaddr
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -47,6 +46,7 @@ from django.utils import formats, timezone, translation
 from campaigns import mime, rendering
 from campaigns.models import Campaign, Channel, Delivery, Flow, MessageTemplate
 from campaigns.services import campaign_transition, frequency_since
+from config import rawsql
 from consents.links import preference_url, unsubscribe_url
 from consents.models import ConsentPurpose
 from customers.models import Customer
@@ -410,12 +410,11 @@ class Sender:
         goes back to waiting with the rest of the batch.
         """
         reason = self._reason(recipient)
-        with _prepared_cursor() as cursor:
+        with rawsql.cursor() as cursor:
             if reason:
                 cursor.execute(
                     OUTCOME_SQL,
                     [Delivery.Status.SKIPPED, reason, "", 0, recipient.delivery_id],
-                    prepare=True,
                 )
                 return reason
             try:
@@ -431,13 +430,11 @@ class Sender:
                         1,
                         recipient.delivery_id,
                     ],
-                    prepare=True,
                 )
                 return "failed"
             cursor.execute(
                 SENT_SQL,
                 [timezone.now(), message_id, recipient.delivery_id],
-                prepare=True,
             )
         return "sent"
 
@@ -566,16 +563,6 @@ class Sender:
                     backend.close()
                 except Exception:  # closing a broken connection
                     logger.info("Closing %s failed", attribute, exc_info=True)
-
-
-def _prepared_cursor() -> psycopg.Cursor:
-    """A cursor on Django's connection binding on the server.
-
-    The statement every message runs is then prepared once per connection instead
-    of planned each time (Django's own cursors bind on the client).
-    """
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
 
 
 def sms_resume_at(now: Any) -> Any:
