@@ -250,7 +250,8 @@ def test_customer_page_shows_the_message_among_the_other_entries(
     assert 'data-status="sent"' in message
     assert "data-opened=" in message
     assert "data-clicked=" in message
-    assert f"„{campaign.template.name}”" in message  # Polish quotes: the pages are in Polish
+    # Polish quotes: the pages render in Polish.
+    assert f"„{campaign.template.name}”" in message
     assert f'data-coupon="{coupon.code}" data-redeemed="true"' in message
     assert "ZAM/8" in message
     # Support reads deliveries, not campaigns: no link to the campaign page.
