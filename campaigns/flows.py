@@ -62,6 +62,7 @@ from campaigns.services import (
     deliveries_insert_sql,
     deliveries_suppress,
     purpose_for_template,
+    purpose_pairing_error,
 )
 from consents.models import ConsentPurpose
 from customers.models import Interaction
@@ -124,32 +125,6 @@ def _delay_range(kind: str) -> tuple[int, int]:
     return low, MAX_DELAY_HOURS
 
 
-def _pairing_error(
-    *, active: bool, template: MessageTemplate | None, purpose: ConsentPurpose
-) -> ValidationError | None:
-    """The consent must be a marketing one of the template's channel, and on."""
-    channel = template.channel if template is not None else purpose.channel
-    if (
-        not purpose.is_marketing
-        or purpose.channel != channel
-        or channel not in Channel.values
-    ):
-        return ValidationError(
-            _("Choose a marketing consent for the %(channel)s channel."),
-            code="purpose_mismatch",
-            params={
-                "channel": template.get_channel_display()
-                if template is not None
-                else purpose.get_channel_display()
-            },
-        )
-    if active and not purpose.is_active:
-        return ValidationError(
-            _("This consent purpose is switched off."), code="inactive"
-        )
-    return None
-
-
 def _check(
     *,
     kind: str,
@@ -178,8 +153,8 @@ def _check(
         )
     # A flow that is off may stay mismatched (its template's channel changed):
     # switching it off, or changing its delay, always works.
-    error = pairing and _pairing_error(
-        active=active, template=template, purpose=purpose
+    error = pairing and purpose_pairing_error(
+        template=template, purpose=purpose, need_active=active
     )
     if error:
         errors["purpose"] = error

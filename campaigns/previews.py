@@ -19,7 +19,11 @@ from django.utils.translation import gettext as _
 
 from campaigns import rendering
 from campaigns.models import Campaign, CampaignEvent, Channel, MessageTemplate
-from campaigns.recommendations import Recommender, recommendations_for
+from campaigns.recommendations import (
+    Recommender,
+    may_personalise,
+    recommendations_for,
+)
 from campaigns.sending import email_message, message_values
 from consents.access_log import access_log_record
 from consents.models import AccessLog
@@ -67,7 +71,7 @@ def preview_context(
     recommendations = recommendations_for(customer)
     metrics = customer.metrics.filter(store__isnull=True).first()
     favourite = None
-    if metrics and metrics.favourite_category_id and _may_personalise(customer):
+    if metrics and metrics.favourite_category_id and may_personalise(customer):
         favourite = metrics.favourite_category.name
     values = message_values(
         customer=customer,
@@ -78,21 +82,6 @@ def preview_context(
         coupon_valid_until=valid_until,
     )
     return rendering.MessageContext(values=values, recommendations=recommendations)
-
-
-def _may_personalise(customer: Customer) -> bool:
-    from consents.models import ConsentPurpose, ConsentState
-
-    if customer.profiling_objection_at or customer.restricted_at or customer.erased_at:
-        return False
-    purpose = ConsentPurpose.objects.filter(code=ConsentPurpose.Code.PROFILING).first()
-    if purpose is None:
-        return False
-    if purpose.legal_basis != ConsentPurpose.LegalBasis.CONSENT:
-        return True
-    return ConsentState.objects.filter(
-        customer=customer, purpose=purpose, granted=True
-    ).exists()
 
 
 def message_preview(

@@ -33,7 +33,7 @@ from django.db import connection
 from django.utils import formats, timezone, translation
 
 from campaigns.rendering import Recommendation
-from consents.models import ConsentPurpose
+from consents.models import ConsentPurpose, ConsentState
 from customers.models import Customer
 from orders.models import Order
 
@@ -127,6 +127,38 @@ def price_format(amount: Decimal, currency: str, *, language: str) -> str:
     return f"{number} {symbol}"
 
 
+def profiling_rule() -> tuple[int | None, bool]:
+    """The profiling purpose's id, and whether personalising needs it granted.
+
+    Personalising a message is profiling. On the consent basis it needs the
+    consent granted; on another basis (legitimate interest) only no objection.
+    Without the purpose (an unseeded database) nobody can have consented.
+    """
+    purpose = (
+        ConsentPurpose.objects.filter(code=ConsentPurpose.Code.PROFILING)
+        .values("pk", "legal_basis")
+        .first()
+    )
+    if purpose is None:
+        return None, True
+    return purpose["pk"], purpose["legal_basis"] == ConsentPurpose.LegalBasis.CONSENT
+
+
+def may_personalise(customer: Customer) -> bool:
+    """Whether one customer's messages may use their history (previews, tests)."""
+    if not _may_be_profiled(customer):
+        return False
+    purpose_id, needs_consent = profiling_rule()
+    if not needs_consent:
+        return True
+    return (
+        purpose_id is not None
+        and ConsentState.objects.filter(
+            customer=customer, purpose_id=purpose_id, granted=True
+        ).exists()
+    )
+
+
 def _may_be_profiled(customer: Customer) -> bool:
     # What the customer row says; the consent is checked in the customer query.
     return (
@@ -156,17 +188,7 @@ class Recommender:
     ) -> None:
         self.limit = limit
         until = now or timezone.now()
-        purpose = (
-            ConsentPurpose.objects.filter(code=ConsentPurpose.Code.PROFILING)
-            .values("pk", "legal_basis")
-            .first()
-        )
-        # Without the purpose (an unseeded database) nobody can have consented.
-        self._purpose_id = purpose["pk"] if purpose else None
-        self._needs_consent = (
-            purpose is None
-            or purpose["legal_basis"] == ConsentPurpose.LegalBasis.CONSENT
-        )
+        self._purpose_id, self._needs_consent = profiling_rule()
         depth = max(limit, 0) * DEPTH_PER_ITEM
         self._products: dict[int, tuple[str, Decimal, str, str, str]] = {}
         self._by_category: dict[int, list[int]] = {}

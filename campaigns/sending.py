@@ -45,6 +45,7 @@ from django.utils import formats, timezone, translation
 
 from campaigns import mime, rendering
 from campaigns.models import Campaign, Channel, Delivery, Flow, MessageTemplate
+from campaigns.recommendations import profiling_rule
 from campaigns.services import campaign_transition, frequency_since
 from config import rawsql
 from consents.links import preference_url, unsubscribe_url
@@ -205,15 +206,8 @@ class Sender:
             code=ConsentPurpose.Code.TRACKING, is_active=True
         ).first()
         self.tracking_purpose = tracking.pk if tracking else 0
-        profiling = ConsentPurpose.objects.filter(
-            code=ConsentPurpose.Code.PROFILING
-        ).first()
-        self.profiling_purpose = profiling.pk if profiling else 0
-        # Personalising is profiling: on consent, it needs the consent granted.
-        self.profiling_needs_consent = (
-            profiling is None
-            or profiling.legal_basis == ConsentPurpose.LegalBasis.CONSENT
-        )
+        profiling, self.profiling_needs_consent = profiling_rule()
+        self.profiling_purpose = profiling or 0
         if self.channel == Channel.EMAIL:
             self.prepared = rendering.prepare_email(
                 self.template.subject, self.template.html

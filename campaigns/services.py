@@ -98,21 +98,45 @@ def acting_user(actor: Any) -> Any:
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
+def purpose_pairing_error(
+    *,
+    template: MessageTemplate | None,
+    purpose: ConsentPurpose,
+    need_active: bool = True,
+) -> ValidationError | None:
+    """The consent must be a marketing one of the template's channel, and on.
+
+    Campaigns and flows both send a template on one consent. With no template
+    yet (a flow not set up), only the purpose itself is checked.
+    """
+    channel = template.channel if template is not None else purpose.channel
+    if (
+        not purpose.is_marketing
+        or purpose.channel != channel
+        or channel not in Channel.values
+    ):
+        return ValidationError(
+            _("Choose a marketing consent for the %(channel)s channel."),
+            code="purpose_mismatch",
+            params={
+                "channel": (template or purpose).get_channel_display(),
+            },
+        )
+    if need_active and not purpose.is_active:
+        return ValidationError(
+            _("This consent purpose is switched off."), code="inactive"
+        )
+    return None
+
+
 def _check(
     *, template: MessageTemplate, purpose: ConsentPurpose, segment: Segment
 ) -> None:
     """The template's channel and the purpose asked for must match."""
     errors: dict[str, ValidationError] = {}
-    if purpose.channel != template.channel or not purpose.is_marketing:
-        errors["purpose"] = ValidationError(
-            _("Choose a marketing consent for the %(channel)s channel."),
-            code="purpose_mismatch",
-            params={"channel": template.get_channel_display()},
-        )
-    elif not purpose.is_active:
-        errors["purpose"] = ValidationError(
-            _("This consent purpose is switched off."), code="inactive"
-        )
+    error = purpose_pairing_error(template=template, purpose=purpose)
+    if error:
+        errors["purpose"] = error
     if not segment.is_active:
         errors["segment"] = ValidationError(
             _("This segment is switched off."), code="inactive"
