@@ -88,6 +88,7 @@ from customers.forms import add_service_errors
 from customers.models import Customer
 from customers.views import StaffPageMixin, paginate_without_count
 from segments.models import Segment, SegmentMembership
+from segments.views import axis_ceiling
 
 VIEW = "campaigns.view_campaign"
 ADD = "campaigns.add_campaign"
@@ -749,16 +750,6 @@ class ReportChart:
     end: dt.date | None = None
 
 
-def _axis_top(value: int) -> int:
-    """The y axis' top: 1, 2 or 5 times a power of ten, at least ``value``."""
-    top = 1
-    while True:
-        for step in (1, 2, 5):
-            if step * top >= value:
-                return step * top
-        top *= 10
-
-
 def report_chart(report: MessageReport) -> ReportChart | None:
     """Sent, opens and clicks per day (or per group of days) as lines with dots."""
     days = report.timeline
@@ -767,7 +758,7 @@ def report_chart(report: MessageReport) -> ReportChart | None:
     width, height = 720, 220
     left, right, top, bottom = 56, 16, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
-    highest = _axis_top(max(max(day.sent, day.opens, day.clicks) for day in days))
+    highest = axis_ceiling(max(max(day.sent, day.opens, day.clicks) for day in days))
 
     def x_of(index: int) -> float:
         if len(days) == 1:

@@ -426,8 +426,8 @@ def size_history(segment: Segment, *, today: dt.date) -> list[ChartDay]:
     ]
 
 
-def _nice_ceiling(value: int) -> int:
-    """The axis top: 1, 2 or 5 times a power of ten, at least ``value``."""
+def axis_ceiling(value: int) -> int:
+    """A chart axis' top: 1, 2 or 5 times a power of ten, at least ``value``."""
     if value <= 0:
         return 1
     magnitude = 1
@@ -447,7 +447,7 @@ def size_chart(days: list[ChartDay], *, today: dt.date) -> SizeChart | None:
     left, right, top, bottom = 56, 12, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     start = today - dt.timedelta(days=CHART_DAYS - 1)
-    max_size = _nice_ceiling(max(day.size for day in days))
+    max_size = axis_ceiling(max(day.size for day in days))
 
     def x_of(day: dt.date) -> float:
         return round(left + plot_w * (day - start).days / (CHART_DAYS - 1), 1)
