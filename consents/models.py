@@ -166,6 +166,10 @@ class ConsentEvent(models.Model):
         SPAM_COMPLAINT = "spam_complaint", _("Marked as spam (mail provider)")
         STAFF = "staff", _("Staff")
         DATA_SUBJECT_REQUEST = "data_subject_request", _("Data subject request")
+        # Carried over from a duplicate record's ledger, or back again on undo
+        # (customers.merging); the evidence names the original entry.
+        MERGE = "merge", _("Merge of duplicate records")
+        MERGE_UNDO = "merge_undo", _("Merge undone")
 
     customer = models.ForeignKey(
         Customer,

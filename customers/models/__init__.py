@@ -18,6 +18,7 @@ from customers.models.interactions import (
     InteractionChange,
     InteractionQuerySet,
 )
+from customers.models.merges import CustomerMerge, DuplicateCandidate
 from customers.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "AttributeDefinition",
     "Customer",
     "CustomerIdentity",
+    "CustomerMerge",
     "CustomerQuerySet",
+    "DuplicateCandidate",
     "Event",
     "IdempotencyRecord",
     "ImportJob",

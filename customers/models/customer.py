@@ -215,12 +215,20 @@ class CustomerQuerySet(models.QuerySet):
         """Customers who have not been erased (anonymised) on request."""
         return self.filter(erased_at__isnull=True)
 
+    def not_merged(self) -> CustomerQuerySet:
+        """Customers who have not been merged into another record."""
+        return self.filter(merged_into__isnull=True)
+
     def processable(self) -> CustomerQuerySet:
         """Customers who may be in campaigns, segments, scoring and exports.
 
-        That is, neither erased nor restricted.
+        That is, neither erased, restricted nor merged into another record.
         """
-        return self.filter(erased_at__isnull=True, restricted_at__isnull=True)
+        return self.filter(
+            erased_at__isnull=True,
+            restricted_at__isnull=True,
+            merged_into__isnull=True,
+        )
 
     def in_store(self, store: Store) -> CustomerQuerySet:
         """Customers with an identity in the given store."""
@@ -482,6 +490,19 @@ class Customer(models.Model):
         blank=True,
         help_text=_("Anonymised on request (Art. 17); the orders stay for accounting."),
     )
+    # A duplicate folded into another record (customers.merging): its orders,
+    # history and contacts moved there; what is left is the record of its consent
+    # ledger and access log, kept as proof. A merge can be undone for 30 days.
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("merged into"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merged_records",
+        db_index=False,  # customer_merged_into_idx, partial
+    )
+    merged_at = models.DateTimeField(_("merged at"), null=True, blank=True)
 
     objects = CustomerQuerySet.as_manager()
 
@@ -489,7 +510,10 @@ class Customer(models.Model):
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         ordering = ["-created_at"]
-        permissions = [("export_customer", _("Can export customers"))]
+        permissions = [
+            ("export_customer", _("Can export customers")),
+            ("merge_customer", _("Can merge duplicate customers")),
+        ]
         constraints = [
             # Upper(), not Lower(): Django's iexact/icontains compare UPPER(), so the
             # same expression serves the constraint and every case-insensitive lookup.
@@ -513,6 +537,10 @@ class Customer(models.Model):
                 condition=Q(gender__in=["", "female", "male", "other"]),
                 name="customer_gender_valid",
             ),
+            models.CheckConstraint(
+                condition=Q(merged_into__isnull=True) | ~Q(merged_into=F("pk")),
+                name="customer_not_merged_into_itself",
+            ),
         ]
         indexes = [
             models.Index(fields=["phone"], name="customer_phone_idx"),
@@ -525,6 +553,11 @@ class Customer(models.Model):
             ),
             GinIndex(OpClass("phone", name="gin_trgm_ops"), name="customer_phone_trgm"),
             GinIndex(fields=["attributes"], name="customer_attributes_gin"),
+            models.Index(
+                fields=["merged_into"],
+                condition=Q(merged_into__isnull=False),
+                name="customer_merged_into_idx",
+            ),
         ]
 
     def __str__(self) -> str:
