@@ -1529,3 +1529,4 @@ class InteractionAdmin(AccessLoggedChangeViewMixin, admin.ModelAdmin):
 
 
 from customers import admin_imports  # noqa: E402, F401 - registers the ImportJob admin
+from customers import admin_quality  # noqa: E402, F401 - registers the data quality admin

@@ -1,0 +1,1 @@
+"""Admin for the data quality scan's findings (likely duplicates)."""
