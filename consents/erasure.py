@@ -30,6 +30,7 @@ from consents.models import (
     DoubleOptIn,
 )
 from consents.services import consent_withdraw_all, suppression_add
+from customers.merging import merges_scrub
 from customers.models import (
     Address,
     ApiKey,
@@ -247,6 +248,11 @@ def customer_erase(
                 }
             },
         )
+        # (i) Records merged into this one are the same person: erased too, and
+        # the merge records lose their snapshots of the person.
+        for merged in Customer.objects.filter(merged_into=locked, erased_at=None):
+            customer_erase(customer=merged, actor=actor)
+        merges_scrub(customer_ids=[locked.pk])
     _refresh(customer, locked, [*ERASED_VALUES, "erased_at", "restricted_at"])
 
 

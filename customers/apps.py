@@ -9,6 +9,7 @@ class CustomersConfig(AppConfig):
 
     def ready(self) -> None:
         from customers.importers import registry
+        from customers.merging import merge_relations_discover
         from customers.importers.customers import customers_import
         from customers.models import ApiKey, Store
         from customers.services import api_key_cache_clear
@@ -30,3 +31,6 @@ class CustomersConfig(AppConfig):
                     sender=model,
                     dispatch_uid=f"api_key_cache_clear_{model.__name__}_{id(signal)}",
                 )
+
+        # Every app's declarations of what a merge does with its rows.
+        merge_relations_discover()

@@ -12,12 +12,25 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from customers.models.customer import Customer
+
+
+class SnapshotEncoder(DjangoJSONEncoder):
+    """JSON for snapshots: times to the microsecond, so an undo restores them.
+
+    Django's encoder keeps milliseconds only.
+    """
+
+    def default(self, o):
+        if isinstance(o, dt.datetime | dt.time):
+            return o.isoformat()
+        return super().default(o)
 
 
 class DuplicateCandidate(models.Model):
@@ -87,11 +100,12 @@ class CustomerMerge(models.Model):
     """One merge: ``merged`` was folded into ``survivor``; kept as the audit trail.
 
     ``survivor_before`` and ``merged_before`` hold both records' own fields as they
-    were (the merged record's personal data lives only here once merged); ``moved``
-    lists, per ``app_label.model``, the ids of the rows that moved to the survivor;
-    ``removed`` the rows taken away because the survivor already had their like
-    (restored on undo); ``consent_events`` the ledger entries the merge appended to
-    the survivor's ledger. ``fields`` says which record each chosen field came from.
+    were (the merged record's personal data lives only here once merged); ``changed``
+    maps each survivor field the merge changed to its value before and after;
+    ``moved`` lists, per ``app_label.model.field``, the ids of the rows that moved to
+    the survivor; ``removed`` the rows taken away because the survivor already had
+    their like (restored on undo); ``consent_events`` the ledger entries the merge
+    appended to the survivor's ledger.
     """
 
     UNDO_DAYS = 30
@@ -117,11 +131,19 @@ class CustomerMerge(models.Model):
         blank=True,
         related_name="+",
     )
-    fields = models.JSONField(_("fields taken from the merged record"), default=list)
-    survivor_before = models.JSONField(_("surviving record before"), default=dict)
-    merged_before = models.JSONField(_("merged-away record before"), default=dict)
+    changed = models.JSONField(
+        _("fields changed on the surviving record"),
+        default=dict,
+        encoder=SnapshotEncoder,
+    )
+    survivor_before = models.JSONField(
+        _("surviving record before"), default=dict, encoder=SnapshotEncoder
+    )
+    merged_before = models.JSONField(
+        _("merged-away record before"), default=dict, encoder=SnapshotEncoder
+    )
     moved = models.JSONField(_("rows moved"), default=dict)
-    removed = models.JSONField(_("rows removed"), default=dict)
+    removed = models.JSONField(_("rows removed"), default=dict, encoder=SnapshotEncoder)
     consent_events = models.JSONField(_("consent entries added"), default=list)
     undone_at = models.DateTimeField(_("undone at"), null=True, blank=True)
     undone_by = models.ForeignKey(
