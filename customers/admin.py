@@ -24,7 +24,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -48,12 +48,14 @@ from customers.interactions import (
     interaction_log,
     interaction_set_status,
 )
+from customers.merging import customer_merge_undo
 from customers.models import (
     Address,
     ApiKey,
     AttributeDefinition,
     Customer,
     CustomerIdentity,
+    CustomerMerge,
     Interaction,
     InteractionAttachment,
     InteractionChange,
@@ -189,6 +191,21 @@ class StoreListFilter(admin.SimpleListFilter):
         if store is None:
             return queryset
         return queryset.in_store(store)
+
+
+class MergedListFilter(admin.SimpleListFilter):
+    """Merged-away records are hidden unless asked for: they are no one now."""
+
+    title = _("merged into another record")
+    parameter_name = "merged"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list:
+        return [("yes", _("Yes, merged away"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(merged_into__isnull=False)
+        return queryset.filter(merged_into__isnull=True)
 
 
 class TagListFilter(admin.SimpleListFilter):
@@ -611,6 +628,7 @@ class CustomerAdmin(
     # Only indexed orderings: sorting a million rows by name takes seconds.
     sortable_by = ("created_at",)
     list_filter = (
+        MergedListFilter,
         "status",
         "gender",
         "language",
@@ -618,6 +636,7 @@ class CustomerAdmin(
         TagListFilter,
         StoreListFilter,
     )
+    actions = ["merge_selected"]
     # The search box needs search_fields; the search itself is Customer.objects.search.
     search_fields = ("email", "first_name", "last_name", "company", "phone")
     search_help_text = _(
@@ -632,6 +651,8 @@ class CustomerAdmin(
         "last_device",
         "last_os",
         "last_browser",
+        "merged_into",
+        "merged_at",
     )
     inlines = [AddressInline, CustomerIdentityInline]
     base_fieldsets = (
@@ -668,6 +689,7 @@ class CustomerAdmin(
                     ("created_at", "updated_at"),
                     "last_seen_at",
                     ("last_device", "last_os", "last_browser"),
+                    ("merged_into", "merged_at"),
                 ),
             },
         ),
@@ -676,6 +698,23 @@ class CustomerAdmin(
     @admin.display(description=_("name"))
     def display_name(self, customer: Customer) -> str:
         return customer.full_name or customer.company or "—"
+
+    def has_merge_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("customers.merge_customer")
+
+    @admin.action(
+        description=_("Compare and merge the two selected customers"),
+        permissions=("merge",),
+    )
+    def merge_selected(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        ids = sorted(queryset.values_list("pk", flat=True)[:3])
+        if len(ids) != 2:
+            self.message_user(
+                request, _("Select exactly two customers to merge."), messages.ERROR
+            )
+            return None
+        # The older record survives unless staff swap them on the compare page.
+        return HttpResponseRedirect(reverse("merges:compare", args=ids))
 
     def export_store(self, request: HttpRequest) -> Store | None:
         # The changelist's store filter: its customer ids fill external_id.
@@ -1528,5 +1567,72 @@ class InteractionAdmin(AccessLoggedChangeViewMixin, admin.ModelAdmin):
             )
 
 
-from customers import admin_imports  # noqa: E402, F401 - registers the ImportJob admin
-from customers import admin_quality  # noqa: E402, F401 - registers the data quality admin
+@admin.register(CustomerMerge)
+class CustomerMergeAdmin(admin.ModelAdmin):
+    """The merges' audit trail, read-only; the staff page shows the snapshot."""
+
+    list_display = ("merged_at", "merged_link", "survivor", "merged_by", "undone_at")
+    list_filter = (("undone_at", admin.EmptyFieldListFilter), "merged_at")
+    list_select_related = ("survivor", "merged_by")
+    search_fields = ("=survivor__id", "=merged__id")
+    date_hierarchy = "merged_at"
+    actions = ["undo_selected"]
+    fields = (
+        "survivor",
+        "merged",
+        "merged_at",
+        "merged_by",
+        "undone_at",
+        "undone_by",
+        "staff_page",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_undo_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("customers.undo_customermerge")
+
+    @admin.display(description=_("merged-away record"))
+    def merged_link(self, merge: CustomerMerge) -> str:
+        return f"#{merge.merged_id}"
+
+    @admin.display(description=_("details"))
+    def staff_page(self, merge: CustomerMerge) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("merges:detail", args=[merge.pk]),
+            _("Snapshot, what moved, and undo"),
+        )
+
+    @admin.action(description=_("Undo the selected merges"), permissions=("undo",))
+    def undo_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        undone = 0
+        # Newest first: a merge into a record merged away later waits for that one.
+        for merge in queryset.order_by("-merged_at", "-pk"):
+            try:
+                customer_merge_undo(merge=merge, actor=request.user)
+            except ValidationError as error:
+                self.message_user(
+                    request, f"{merge}: {' '.join(error.messages)}", messages.WARNING
+                )
+            else:
+                undone += 1
+        if undone:
+            self.message_user(
+                request,
+                ngettext("%(count)d merge undone.", "%(count)d merges undone.", undone)
+                % {"count": undone},
+                messages.SUCCESS,
+            )
+
+
+# Registering the other admin modules' models (they import this one's helpers).
+from customers import admin_imports, admin_quality  # noqa: E402, F401, I001

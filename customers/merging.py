@@ -275,6 +275,15 @@ def _check_mergeable(survivor: Customer, merged: Customer) -> None:
             )
 
 
+def merge_error(survivor: Customer, merged: Customer) -> str | None:
+    """Why the two cannot be merged, or None."""
+    try:
+        _check_mergeable(survivor, merged)
+    except ValidationError as error:
+        return " ".join(error.messages)
+    return None
+
+
 def _survivor_values(
     survivor: Customer, merged: Customer, take: set[str]
 ) -> dict[str, Any]:
