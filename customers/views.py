@@ -51,7 +51,12 @@ from customers.exports import FORMATS as EXPORT_FORMATS
 from customers.exports import ExportTable, customers_table, export_response
 from customers.filters import CustomerFilter
 from customers.forms import RECENT_ORDERS, QuickLogForm
-from customers.models import AttributeDefinition, Customer, CustomerIdentity
+from customers.merging import customer_merges_context, merged_into_final
+from customers.models import (
+    AttributeDefinition,
+    Customer,
+    CustomerIdentity,
+)
 from customers.paginators import PageLinks, table_row_estimate
 from customers.selectors import customer_timeline, timeline_sources
 from customers.signals import personal_data_accessed_send
@@ -205,7 +210,9 @@ class CustomerFilterMixin:
     request: HttpRequest
 
     def get_filterset(self) -> CustomerFilter:
-        return CustomerFilter(self.request.GET or None, queryset=Customer.objects.all())
+        return CustomerFilter(
+            self.request.GET or None, queryset=Customer.objects.not_merged()
+        )
 
 
 class CustomerListView(CustomerFilterMixin, StaffPageMixin, TemplateView):
@@ -401,6 +408,7 @@ class CustomerDetailView(StaffPageMixin, DetailView):
             orders=orders,
             orders_hidden=max(0, summary["count"] - len(orders)),
             can_change=self.request.user.has_perm("customers.change_customer"),
+            **customer_merges_context(self.request, customer),
             can_view_orders=self.request.user.has_perm("orders.view_order"),
             **customer_consents_context(customer),
             # The page's orders are the newest ones: the timeline's are among them.
@@ -416,6 +424,22 @@ class CustomerDetailView(StaffPageMixin, DetailView):
         return context
 
     def get(self, request, *args, **kwargs):
+        merged = (
+            Customer.objects.filter(pk=kwargs["pk"], merged_into__isnull=False)
+            .only("pk", "merged_into_id", "merged_at")
+            .first()
+        )
+        if merged is not None:
+            # A merged-away record lives on in its survivor: go there.
+            survivor = merged_into_final(merged)
+            if survivor is not None:
+                messages.info(
+                    request,
+                    _("Record #%(id)s was merged into this one.") % {"id": merged.pk},
+                )
+                return HttpResponseRedirect(
+                    reverse("customers:detail", args=[survivor.pk])
+                )
         if is_htmx(request) and request.headers.get("HX-Target") == TIMELINE_TARGET:
             # A filter or a page of the timeline (or its reload after a quick log):
             # only the timeline, none of the rest of the page's queries.
