@@ -702,6 +702,11 @@ class CustomerAdmin(
     def has_merge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("customers.merge_customer")
 
+    def get_paginator(self, request: HttpRequest, queryset: QuerySet, *args, **kwargs):
+        # No search or filter: every customer but the few merged-away records.
+        narrowed = set(request.GET) - {"p", "o"}
+        return self.paginator(queryset, *args, whole_table=not narrowed, **kwargs)
+
     @admin.action(
         description=_("Compare and merge the two selected customers"),
         permissions=("merge",),

@@ -423,23 +423,19 @@ class CustomerDetailView(StaffPageMixin, DetailView):
         )
         return context
 
-    def get(self, request, *args, **kwargs):
-        merged = (
-            Customer.objects.filter(pk=kwargs["pk"], merged_into__isnull=False)
-            .only("pk", "merged_into_id", "merged_at")
-            .first()
+    def merged_redirect(
+        self, request: HttpRequest, customer: Customer
+    ) -> HttpResponseRedirect:
+        """A merged-away record lives on in its survivor: go there."""
+        survivor = merged_into_final(customer)
+        if survivor is None:
+            raise Http404
+        messages.info(
+            request, _("Record #%(id)s was merged into this one.") % {"id": customer.pk}
         )
-        if merged is not None:
-            # A merged-away record lives on in its survivor: go there.
-            survivor = merged_into_final(merged)
-            if survivor is not None:
-                messages.info(
-                    request,
-                    _("Record #%(id)s was merged into this one.") % {"id": merged.pk},
-                )
-                return HttpResponseRedirect(
-                    reverse("customers:detail", args=[survivor.pk])
-                )
+        return HttpResponseRedirect(reverse("customers:detail", args=[survivor.pk]))
+
+    def get(self, request, *args, **kwargs):
         if is_htmx(request) and request.headers.get("HX-Target") == TIMELINE_TARGET:
             # A filter or a page of the timeline (or its reload after a quick log):
             # only the timeline, none of the rest of the page's queries.
@@ -453,7 +449,12 @@ class CustomerDetailView(StaffPageMixin, DetailView):
                 },
             )
         else:
-            response = super().get(request, *args, **kwargs)
+            self.object = self.get_object()
+            if self.object.merged_into_id is not None:
+                return self.merged_redirect(request, self.object)
+            response = self.render_to_response(
+                self.get_context_data(object=self.object)
+            )
         patch_vary_headers(response, ["HX-Request", "HX-Target"])
         personal_data_accessed_send(
             sender=type(self),
