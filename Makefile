@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 B ?=
 
-.PHONY: install run test lint fmt bench messages clean-data
+.PHONY: install run test lint fmt bench messages vendor clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: install
 messages: install
 	DEBUG=true $(BIN)/python manage.py makemessages -l pl -l en --ignore=.venv --ignore=.data
 	DEBUG=true $(BIN)/python manage.py compilemessages --ignore=.venv
+
+# The vendored browser libraries (static/vendor/) from package.json's pinned versions.
+vendor:
+	npm ci
+	npm run vendor
 
 clean-data:
 	rm -rf .data

@@ -18,3 +18,7 @@ class CampaignsConfig(AppConfig):
         )
         # Customers sits left of campaigns too: the messages join its timeline here.
         timeline_source_register(messages_source)
+        # Segments too: the campaigns' results join its dashboard here.
+        from campaigns.dashboard import register as dashboard_panel_register
+
+        dashboard_panel_register()

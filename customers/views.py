@@ -154,9 +154,19 @@ def paginate_without_count(queryset: QuerySet, page: Any, per_page: int) -> Chea
 
 
 class HomeView(RedirectView):
-    """``/``: the customer list is where staff start their day."""
+    """``/``: the dashboard for those who may see it, else the customer list.
 
-    pattern_name = "customers:list"
+    The Manager and Marketing start their day on the figures, everyone else on the
+    customers. The dashboard is the segments app's (right of this one): reached by
+    its URL name and its permission's name, never imported.
+    """
+
+    DASHBOARD_PERMISSION = "segments.view_dashboard"
+
+    def get_redirect_url(self, *args: Any, **kwargs: Any) -> str:
+        if self.request.user.has_perm(self.DASHBOARD_PERMISSION):
+            return reverse("dashboard:index")
+        return reverse("customers:list")
 
 
 class LoginView(auth_views.LoginView):

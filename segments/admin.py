@@ -47,6 +47,12 @@ from customers.paginators import EstimatedCountPaginator
 from segments.models import (
     CurrencyRate,
     CustomerMetrics,
+    DailyBrandSales,
+    DailyCategorySales,
+    DailyCustomers,
+    DailySales,
+    DashboardRefresh,
+    DashboardSnapshot,
     MetricsQueue,
     RfmCell,
     RfmSegment,
@@ -715,3 +721,69 @@ class MetricsQueueAdmin(ReadOnlyAdmin):
     list_select_related = ("customer",)
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+
+
+# --- The dashboard's pre-aggregated figures -------------------------------------------
+
+
+class DashboardStoreFilter(MetricsStoreFilter):
+    """A store's rows, or the rows over all stores together (where there are any)."""
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == self.OVERALL:
+            return queryset.filter(store__isnull=True)
+        if value and value.isdigit():
+            return queryset.filter(store_id=int(value))
+        return queryset
+
+
+class RollupAdmin(ReadOnlyAdmin):
+    """Rows rebuilt by segments.rollups (manage.py refresh_dashboard): read only."""
+
+    date_hierarchy = "day"
+    list_select_related = ("store",)
+    list_per_page = 100
+    show_full_result_count = False
+
+
+@admin.register(DailySales)
+class DailySalesAdmin(RollupAdmin):
+    list_display = ("day", "store", "currency", "orders", "revenue")
+    list_filter = ("store", "currency")
+
+
+@admin.register(DailyCustomers)
+class DailyCustomersAdmin(RollupAdmin):
+    list_display = ("day", "store_display", "customers", "new_customers")
+    list_filter = (DashboardStoreFilter,)
+
+    @admin.display(description=_("store"))
+    def store_display(self, row: DailyCustomers) -> str:
+        return row.store.name if row.store else str(_("All stores together"))
+
+
+@admin.register(DailyCategorySales)
+class DailyCategorySalesAdmin(RollupAdmin):
+    list_display = ("day", "store", "category", "currency", "lines", "revenue")
+    list_filter = ("store", "currency")
+    list_select_related = ("store", "category")
+
+
+@admin.register(DailyBrandSales)
+class DailyBrandSalesAdmin(RollupAdmin):
+    list_display = ("day", "store", "brand", "currency", "lines", "revenue")
+    list_filter = ("store", "currency")
+    search_fields = ("brand",)
+
+
+@admin.register(DashboardSnapshot)
+class DashboardSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "computed_at")
+    list_select_related = ("store",)
+
+
+@admin.register(DashboardRefresh)
+class DashboardRefreshAdmin(ReadOnlyAdmin):
+    list_display = ("kind", "first_day", "started_at", "finished_at", "rows")
+    list_filter = ("kind",)

@@ -14,3 +14,7 @@ class SegmentsConfig(AppConfig):
         customer_activity_changed.connect(
             metrics_queue_receiver, dispatch_uid="segments.metrics_queue"
         )
+        # The dashboard's own panels; apps to the right add theirs the same way.
+        from segments.dashboard_panels import register_builtin_panels
+
+        register_builtin_panels()

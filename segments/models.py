@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -586,3 +587,239 @@ class SegmentChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.segment_id}:{self.customer_id}"
+
+
+# --- The dashboard's pre-aggregated figures ------------------------------------------
+#
+# Written only by segments.rollups (set-based SQL), read by segments.dashboard. A day
+# is a local day (TIME_ZONE). Money is in the order's currency: the dashboard converts
+# at the current CurrencyRate when it reads, as the RFM figures do, so a new rate needs
+# no rebuild. The foreign keys are not checked row by row in the database (rows are
+# derived and written in bulk, like CustomerMetrics); Django still cascades deletes.
+
+
+class DailySales(models.Model):
+    """One store's orders that count as revenue, on one day, in one currency."""
+
+    day = models.DateField(_("day"))
+    store = models.ForeignKey(
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # daily_sales_unique leads with the day
+        db_constraint=False,
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    orders = models.PositiveIntegerField(_("orders"))
+    revenue = models.DecimalField(_("revenue"), max_digits=16, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("daily sales")
+        verbose_name_plural = _("daily sales")
+        ordering = ["-day", "store", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "store", "currency"], name="daily_sales_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.store_id} {self.currency}"
+
+
+class DailyCustomers(models.Model):
+    """Who ordered on one day, in one store or (``store`` empty) in any.
+
+    Customers are counted once a day whatever their orders, and only while they may
+    be processed (not erased, restricted or merged away). ``repeat_gaps`` makes
+    distinct counts over any period exact without a row per customer: the customers
+    who ordered on this day and before, by the days since their previous order day,
+    cumulated (element k: those whose previous order day was at most k days
+    earlier). ``second_order_gaps`` is the same for customers whose previous order
+    day was their first (this day is their second). See segments.dashboard.
+    """
+
+    day = models.DateField(_("day"))
+    store = models.ForeignKey(
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # daily_customers_unique leads with the day
+        db_constraint=False,
+        help_text=_("Empty: all stores together."),
+    )
+    customers = models.PositiveIntegerField(_("customers"))
+    new_customers = models.PositiveIntegerField(_("new customers"))
+    repeat_gaps = ArrayField(
+        models.PositiveIntegerField(), verbose_name=_("repeat gaps"), default=list
+    )
+    second_order_gaps = ArrayField(
+        models.PositiveIntegerField(),
+        verbose_name=_("second order gaps"),
+        default=list,
+    )
+
+    class Meta:
+        verbose_name = _("daily customers")
+        verbose_name_plural = _("daily customers")
+        ordering = ["-day", "store"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "store"],
+                nulls_distinct=False,
+                name="daily_customers_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.store_id or '*'}"
+
+
+class DailyCategorySales(models.Model):
+    """Order lines of one category in one store on one day, in one currency."""
+
+    day = models.DateField(_("day"))
+    store = models.ForeignKey(
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    category = models.ForeignKey(
+        Category,
+        verbose_name=_("category"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    lines = models.PositiveIntegerField(_("order lines"))
+    quantity = models.DecimalField(_("quantity"), max_digits=16, decimal_places=3)
+    revenue = models.DecimalField(_("revenue"), max_digits=16, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("daily category sales")
+        verbose_name_plural = _("daily category sales")
+        ordering = ["-day", "store", "category"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "store", "category", "currency"],
+                name="daily_category_sales_unique",
+            )
+        ]
+        indexes = [
+            # Deleting a category cascades here.
+            models.Index(fields=["category"], name="daily_category_sales_cat_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.category_id} {self.currency}"
+
+
+class DailyBrandSales(models.Model):
+    """Order lines of one brand's products in one store on one day, in one currency."""
+
+    day = models.DateField(_("day"))
+    store = models.ForeignKey(
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    brand = models.CharField(_("brand"), max_length=100)
+    currency = models.CharField(_("currency"), max_length=3)
+    lines = models.PositiveIntegerField(_("order lines"))
+    quantity = models.DecimalField(_("quantity"), max_digits=16, decimal_places=3)
+    revenue = models.DecimalField(_("revenue"), max_digits=16, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("daily brand sales")
+        verbose_name_plural = _("daily brand sales")
+        ordering = ["-day", "store", "brand"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "store", "brand", "currency"],
+                name="daily_brand_sales_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.brand} {self.currency}"
+
+
+class DashboardSnapshot(models.Model):
+    """The dashboard's figures that do not depend on the period, per store or overall.
+
+    Cohort retention, the lifetime value distribution, the RFM segment mix and the
+    consent coverage, as of ``computed_at`` (segments.rollups, nightly and on
+    demand). Also the holder of the dashboard permission.
+    """
+
+    store = models.OneToOneField(
+        Store,
+        verbose_name=_("store"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Empty: all stores together."),
+    )
+    computed_at = models.DateTimeField(_("computed at"))
+    cohorts = models.JSONField(_("cohort retention"), default=dict)
+    lifetime_values = models.JSONField(_("lifetime value distribution"), default=dict)
+    rfm_mix = models.JSONField(_("RFM segment mix"), default=dict)
+    consent_coverage = models.JSONField(_("consent coverage"), default=dict)
+
+    class Meta:
+        verbose_name = _("dashboard snapshot")
+        verbose_name_plural = _("dashboard snapshots")
+        permissions = [("view_dashboard", _("Can see the dashboard"))]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store"],
+                nulls_distinct=False,
+                name="dashboard_snapshot_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.store or _("All stores"))
+
+
+class DashboardRefresh(models.Model):
+    """One run of segments.rollups: which days it rebuilt, and when it finished."""
+
+    class Kind(models.TextChoices):
+        RECENT = "recent", _("Recent days")
+        FULL = "full", _("Every day")
+        SNAPSHOT = "snapshot", _("Snapshot")
+
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    first_day = models.DateField(_("from"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"))
+    rows = models.PositiveIntegerField(_("rows written"), default=0)
+
+    class Meta:
+        verbose_name = _("dashboard refresh")
+        verbose_name_plural = _("dashboard refreshes")
+        ordering = ["-finished_at"]
+        indexes = [
+            models.Index(fields=["kind", "-finished_at"], name="dashboard_refresh_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.finished_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()

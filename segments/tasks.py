@@ -14,7 +14,14 @@ from segments.metrics import (
     metrics_recompute,
     metrics_recompute_queued,
 )
-from segments.models import Segment, SegmentRebuild
+from segments.models import DashboardSnapshot, Segment, SegmentRebuild
+from segments.rollups import (
+    RECENT_DAYS,
+    WINDOW_DAYS,
+    dashboard_refreshes_prune,
+    dashboard_rollups_refresh,
+    dashboard_snapshot_refresh,
+)
 from segments.services import segment_rebuild, segments_rebuild_due
 
 
@@ -75,3 +82,31 @@ def segment_rebuild_after_commit(
 
     transaction.on_commit(enqueue, robust=True)
     return len(ids)
+
+
+# --- The dashboard -------------------------------------------------------------------
+
+
+@shared_task
+def dashboard_refresh_task() -> dict:
+    """Every ten minutes: today's and yesterday's figures (the first run: all)."""
+    result = dashboard_rollups_refresh(days=RECENT_DAYS)
+    if not DashboardSnapshot.objects.exists():
+        dashboard_snapshot_refresh()  # a new installation sees its panels at once
+    return {"kind": result.kind, "rows": result.rows}
+
+
+@shared_task
+def dashboard_nightly_task() -> dict:
+    """Every night, after the metrics: the last weeks' figures and the snapshot."""
+    result = dashboard_rollups_refresh(days=WINDOW_DAYS)
+    snapshot = dashboard_snapshot_refresh()
+    dashboard_refreshes_prune()
+    return {"kind": result.kind, "rows": result.rows, "scopes": snapshot.rows}
+
+
+@shared_task
+def dashboard_rebuild_task() -> dict:
+    """Every week: every day's figures again (older returns, erasures, merges)."""
+    result = dashboard_rollups_refresh(days=None)
+    return {"kind": result.kind, "rows": result.rows}

@@ -39,6 +39,7 @@ ROLE_GRANTS = [
     ("segments", "segments.migrations.0002_rfm_grid_and_roles", "PERMISSIONS"),
     ("campaigns", "campaigns.migrations.0003_role_permissions", "PERMISSIONS"),
     ("customers", "customers.migrations.0017_merge_role_permissions", "PERMISSIONS"),
+    ("segments", "segments.migrations.0005_dashboard_roles", "PERMISSIONS"),
 ]
 
 

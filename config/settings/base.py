@@ -300,6 +300,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.api_records_prune_task",
         "schedule": crontab(hour=3, minute=45),
     },
+    # The dashboard (segments.rollups): today's and yesterday's figures every ten
+    # minutes, the last five weeks and the snapshot after the nightly metrics,
+    # every day again once a week.
+    "dashboard-refresh": {
+        "task": "segments.tasks.dashboard_refresh_task",
+        "schedule": 600.0,
+    },
+    "dashboard-nightly": {
+        "task": "segments.tasks.dashboard_nightly_task",
+        "schedule": crontab(hour=3, minute=0),
+    },
+    "dashboard-rebuild": {
+        "task": "segments.tasks.dashboard_rebuild_task",
+        "schedule": crontab(hour=4, minute=0, day_of_week=0),
+    },
 }
 
 # Campaigns and flows (campaigns app).
