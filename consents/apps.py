@@ -36,3 +36,9 @@ class ConsentsConfig(AppConfig):
                 permission="consents.add_consentevent",
             )
         )
+
+        # The data quality page's checks this app knows: undeliverable emails
+        # (the suppression list) and leads past the retention period.
+        from consents import quality
+
+        quality.register()

@@ -9,8 +9,8 @@ class CustomersConfig(AppConfig):
 
     def ready(self) -> None:
         from customers.importers import registry
-        from customers.merging import merge_relations_discover
         from customers.importers.customers import customers_import
+        from customers.merging import merge_relations_discover
         from customers.models import ApiKey, Store
         from customers.services import api_key_cache_clear
 

@@ -516,6 +516,14 @@ def _seed(*, rng: random.Random, seed: int, customers: int, log: LogFn) -> DemoR
         hook = getattr(import_module(f"{app_config.name}.demo"), "demo_seed_app", None)
         if hook is not None:
             hook(run)
+    _seed_duplicates(run)
+    # Then what is computed from everything seeded (the dashboard's figures).
+    for app_config in apps.get_app_configs():
+        if module_has_submodule(app_config.module, "demo"):
+            module = import_module(f"{app_config.name}.demo")
+            finish = getattr(module, "demo_seed_finish", None)
+            if finish is not None:
+                finish(run)
     with connection.cursor() as cursor:
         # Django's foreign keys are deferred: check them now, for the progress log.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -524,6 +532,67 @@ def _seed(*, rng: random.Random, seed: int, customers: int, log: LogFn) -> DemoR
             cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
         log("Tables analysed")
     return run
+
+
+# Duplicates a shop really has, for the data quality page and the merge: the same
+# person signed up again with a "+tag" address, gave only a phone at a
+# marketplace, or mistyped their name at the same address.
+DEMO_DUPLICATES_PER_KIND = 4
+
+
+def _seed_duplicates(run: DemoRun) -> None:
+    """Second records of a few demo customers, then the duplicate scan."""
+    from customers.quality import quality_scan
+
+    people = list(
+        Customer.objects.filter(pk__in=[c.id for c in run.customers])
+        .exclude(email=None)
+        .exclude(phone="")
+        .exclude(first_name="")
+        .filter(addresses__is_default=True, addresses__country="PL")
+        .order_by("pk")
+        .distinct()[: DEMO_DUPLICATES_PER_KIND * 3]
+    )
+    made = 0
+    for number, person in enumerate(people):
+        kind = number % 3
+        local, domain = person.email.split("@", 1)
+        twin = Customer(
+            first_name=person.first_name,
+            last_name=person.last_name,
+            language=person.language,
+            acquisition_source="marketplace",
+        )
+        if kind == 0:  # the same mailbox with a "+tag"
+            twin.email = f"{local}+sklep@{domain}"
+        elif kind == 1:  # only the phone
+            twin.phone = person.phone
+        else:  # a typo in the name, at the same address
+            twin.last_name = _typo(person.last_name, run.rng)
+            twin.email = f"{local}.{number}@{domain}"
+        if twin.email and Customer.objects.by_email(twin.email).exists():
+            continue
+        twin.save()
+        if kind == 2:
+            address = person.addresses.filter(is_default=True).first()
+            address.pk = None
+            address.customer = twin
+            address.last_name = twin.last_name
+            address.save()
+        made += 1
+    # Not in the "customers" count: the summary says how many people were seeded.
+    run.counts["duplicates"] = made
+    scan = quality_scan()
+    found = sum(scan.duplicates.values())
+    run.log(f"{made} duplicate records planted; the quality scan found {found} pairs")
+
+
+def _typo(name: str, rng: random.Random) -> str:
+    """``name`` with two neighbouring letters swapped (never the first)."""
+    if len(name) < 4:
+        return name + name[-1]
+    at = rng.randrange(1, len(name) - 2)
+    return name[:at] + name[at + 1] + name[at] + name[at + 2 :]
 
 
 def _stores() -> dict[str, Store]:

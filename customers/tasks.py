@@ -9,6 +9,7 @@ from django.utils import timezone, translation
 
 from customers.imports import import_job_check, import_job_run
 from customers.models import ImportJob, WebhookDelivery
+from customers.quality import quality_scan
 from customers.services import api_records_prune
 from customers.webhooks import webhook_deliver, webhook_retry_due
 
@@ -40,6 +41,16 @@ def webhook_retry_due_task(
             until=until_at.isoformat(),
             after=(following[0].isoformat(), str(following[1])),
         )
+
+
+@shared_task
+def duplicates_scan_task() -> dict:
+    """Nightly and on request: the duplicate scan and every data quality check.
+
+    Returns the duplicate pairs per reason and the count of each check.
+    """
+    scan = quality_scan()
+    return {"duplicates": scan.duplicates, "counts": scan.counts}
 
 
 @shared_task

@@ -18,3 +18,8 @@ class OrdersConfig(AppConfig):
                 permission="orders.change_order",
             )
         )
+
+        # The data quality page's check of orders without a customer.
+        from orders import quality
+
+        quality.register()

@@ -311,6 +311,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.dashboard_nightly_task",
         "schedule": crontab(hour=3, minute=0),
     },
+    # Data quality: likely duplicates and every quality check (after retention).
+    "duplicates-scan": {
+        "task": "customers.tasks.duplicates_scan_task",
+        "schedule": crontab(hour=4, minute=30),
+    },
     "dashboard-rebuild": {
         "task": "segments.tasks.dashboard_rebuild_task",
         "schedule": crontab(hour=4, minute=0, day_of_week=0),

@@ -8,122 +8,289 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0015_address_city_index'),
+        ("customers", "0015_address_city_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CustomerMerge',
+            name="CustomerMerge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('merged_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='merged at')),
-                ('changed', models.JSONField(default=dict, encoder=customers.models.merges.SnapshotEncoder, verbose_name='fields changed on the surviving record')),
-                ('survivor_before', models.JSONField(default=dict, encoder=customers.models.merges.SnapshotEncoder, verbose_name='surviving record before')),
-                ('merged_before', models.JSONField(default=dict, encoder=customers.models.merges.SnapshotEncoder, verbose_name='merged-away record before')),
-                ('moved', models.JSONField(default=dict, verbose_name='rows moved')),
-                ('removed', models.JSONField(default=dict, encoder=customers.models.merges.SnapshotEncoder, verbose_name='rows removed')),
-                ('consent_events', models.JSONField(default=list, verbose_name='consent entries added')),
-                ('undone_at', models.DateTimeField(blank=True, null=True, verbose_name='undone at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "merged_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="merged at"
+                    ),
+                ),
+                (
+                    "changed",
+                    models.JSONField(
+                        default=dict,
+                        encoder=customers.models.merges.SnapshotEncoder,
+                        verbose_name="fields changed on the surviving record",
+                    ),
+                ),
+                (
+                    "survivor_before",
+                    models.JSONField(
+                        default=dict,
+                        encoder=customers.models.merges.SnapshotEncoder,
+                        verbose_name="surviving record before",
+                    ),
+                ),
+                (
+                    "merged_before",
+                    models.JSONField(
+                        default=dict,
+                        encoder=customers.models.merges.SnapshotEncoder,
+                        verbose_name="merged-away record before",
+                    ),
+                ),
+                ("moved", models.JSONField(default=dict, verbose_name="rows moved")),
+                (
+                    "removed",
+                    models.JSONField(
+                        default=dict,
+                        encoder=customers.models.merges.SnapshotEncoder,
+                        verbose_name="rows removed",
+                    ),
+                ),
+                (
+                    "consent_events",
+                    models.JSONField(
+                        default=list, verbose_name="consent entries added"
+                    ),
+                ),
+                (
+                    "undone_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="undone at"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'customer merge',
-                'verbose_name_plural': 'customer merges',
-                'ordering': ['-merged_at', '-id'],
-                'permissions': [('undo_customermerge', 'Can undo a merge of customers')],
+                "verbose_name": "customer merge",
+                "verbose_name_plural": "customer merges",
+                "ordering": ["-merged_at", "-id"],
+                "permissions": [
+                    ("undo_customermerge", "Can undo a merge of customers")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DuplicateCandidate',
+            name="DuplicateCandidate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(choices=[('email', 'Same email'), ('phone', 'Same phone'), ('name_postcode', 'Similar name, same postcode'), ('name_street', 'Similar name, same street')], max_length=16, verbose_name='why')),
-                ('key', models.CharField(blank=True, max_length=254, verbose_name='shared value')),
-                ('score', models.FloatField(default=1.0, verbose_name='name similarity')),
-                ('found_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='found at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("email", "Same email"),
+                            ("phone", "Same phone"),
+                            ("name_postcode", "Similar name, same postcode"),
+                            ("name_street", "Similar name, same street"),
+                        ],
+                        max_length=16,
+                        verbose_name="why",
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        blank=True, max_length=254, verbose_name="shared value"
+                    ),
+                ),
+                (
+                    "score",
+                    models.FloatField(default=1.0, verbose_name="name similarity"),
+                ),
+                (
+                    "found_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="found at"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'likely duplicate',
-                'verbose_name_plural': 'likely duplicates',
-                'ordering': ['reason', '-score', 'customer_id'],
+                "verbose_name": "likely duplicate",
+                "verbose_name_plural": "likely duplicates",
+                "ordering": ["reason", "-score", "customer_id"],
             },
         ),
         migrations.AlterModelOptions(
-            name='customer',
-            options={'ordering': ['-created_at'], 'permissions': [('export_customer', 'Can export customers'), ('merge_customer', 'Can merge duplicate customers')], 'verbose_name': 'customer', 'verbose_name_plural': 'customers'},
+            name="customer",
+            options={
+                "ordering": ["-created_at"],
+                "permissions": [
+                    ("export_customer", "Can export customers"),
+                    ("merge_customer", "Can merge duplicate customers"),
+                ],
+                "verbose_name": "customer",
+                "verbose_name_plural": "customers",
+            },
         ),
         migrations.AddField(
-            model_name='customer',
-            name='merged_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='merged at'),
+            model_name="customer",
+            name="merged_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="merged at"),
         ),
         migrations.AddField(
-            model_name='customer',
-            name='merged_into',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='merged_records', to='customers.customer', verbose_name='merged into'),
+            model_name="customer",
+            name="merged_into",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="merged_records",
+                to="customers.customer",
+                verbose_name="merged into",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(condition=models.Q(('merged_into__isnull', False)), fields=['merged_into'], name='customer_merged_into_idx'),
+            model_name="customer",
+            index=models.Index(
+                condition=models.Q(("merged_into__isnull", False)),
+                fields=["merged_into"],
+                name="customer_merged_into_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customer',
-            constraint=models.CheckConstraint(condition=models.Q(('merged_into__isnull', True), models.Q(('merged_into', models.F('pk')), _negated=True), _connector='OR'), name='customer_not_merged_into_itself'),
+            model_name="customer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("merged_into__isnull", True),
+                    models.Q(("merged_into", models.F("pk")), _negated=True),
+                    _connector="OR",
+                ),
+                name="customer_not_merged_into_itself",
+            ),
         ),
         migrations.AddField(
-            model_name='customermerge',
-            name='merged',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='merged_away_in', to='customers.customer', verbose_name='merged-away record'),
+            model_name="customermerge",
+            name="merged",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="merged_away_in",
+                to="customers.customer",
+                verbose_name="merged-away record",
+            ),
         ),
         migrations.AddField(
-            model_name='customermerge',
-            name='merged_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='merged by'),
+            model_name="customermerge",
+            name="merged_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="merged by",
+            ),
         ),
         migrations.AddField(
-            model_name='customermerge',
-            name='survivor',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='merges', to='customers.customer', verbose_name='surviving record'),
+            model_name="customermerge",
+            name="survivor",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="merges",
+                to="customers.customer",
+                verbose_name="surviving record",
+            ),
         ),
         migrations.AddField(
-            model_name='customermerge',
-            name='undone_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='undone by'),
+            model_name="customermerge",
+            name="undone_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="undone by",
+            ),
         ),
         migrations.AddField(
-            model_name='duplicatecandidate',
-            name='customer',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='customers.customer', verbose_name='customer'),
+            model_name="duplicatecandidate",
+            name="customer",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="customers.customer",
+                verbose_name="customer",
+            ),
         ),
         migrations.AddField(
-            model_name='duplicatecandidate',
-            name='other',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='customers.customer', verbose_name='likely the same as'),
+            model_name="duplicatecandidate",
+            name="other",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="customers.customer",
+                verbose_name="likely the same as",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customermerge',
-            constraint=models.CheckConstraint(condition=models.Q(('survivor', models.F('merged')), _negated=True), name='merge_two_records'),
+            model_name="customermerge",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("survivor", models.F("merged")), _negated=True),
+                name="merge_two_records",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customermerge',
-            constraint=models.UniqueConstraint(condition=models.Q(('undone_at__isnull', True)), fields=('merged',), name='merge_merged_once'),
+            model_name="customermerge",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("undone_at__isnull", True)),
+                fields=("merged",),
+                name="merge_merged_once",
+            ),
         ),
         migrations.AddIndex(
-            model_name='duplicatecandidate',
-            index=models.Index(fields=['reason', '-score'], name='duplicate_reason_idx'),
+            model_name="duplicatecandidate",
+            index=models.Index(
+                fields=["reason", "-score", "customer", "other"],
+                name="duplicate_reason_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='duplicatecandidate',
-            constraint=models.UniqueConstraint(fields=('customer', 'other', 'reason'), name='duplicate_pair_unique'),
+            model_name="duplicatecandidate",
+            constraint=models.UniqueConstraint(
+                fields=("customer", "other", "reason"), name="duplicate_pair_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='duplicatecandidate',
-            constraint=models.CheckConstraint(condition=models.Q(('customer__lt', models.F('other'))), name='duplicate_pair_ordered'),
+            model_name="duplicatecandidate",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("customer__lt", models.F("other"))),
+                name="duplicate_pair_ordered",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='duplicatecandidate',
-            constraint=models.CheckConstraint(condition=models.Q(('reason__in', ['email', 'phone', 'name_postcode', 'name_street'])), name='duplicate_reason_valid'),
+            model_name="duplicatecandidate",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("reason__in", ["email", "phone", "name_postcode", "name_street"])
+                ),
+                name="duplicate_reason_valid",
+            ),
         ),
     ]

@@ -19,6 +19,7 @@ from customers.models.interactions import (
     InteractionQuerySet,
 )
 from customers.models.merges import CustomerMerge, DuplicateCandidate
+from customers.models.quality import QualityFinding, QualityScan
 from customers.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "InteractionAttachment",
     "InteractionChange",
     "InteractionQuerySet",
+    "QualityFinding",
+    "QualityScan",
     "Store",
     "Tag",
     "Visitor",
