@@ -109,7 +109,7 @@ from customers.models.customer import (
     SEARCH_FOLD_TO,
 )
 from customers.models.quality import QualityFinding, QualityScan
-from customers.validators import format_phone
+from customers.validators import PHONE_NUMBER_TYPES, format_phone
 
 logger = logging.getLogger(__name__)
 
@@ -434,19 +434,6 @@ def duplicates_scan() -> dict[str, int]:
 
 # --- Validity rules in SQL ---------------------------------------------------------
 
-# phonenumbers' number types, as customers.validators lists them.
-_PHONE_TYPES = (
-    "premium_rate",
-    "toll_free",
-    "shared_cost",
-    "voip",
-    "personal_number",
-    "pager",
-    "uan",
-    "voicemail",
-    "fixed_line",
-    "mobile",
-)
 #: What makes a stored phone invalid, in words: what ``validate_phone`` rejects.
 PHONE_RULE = (
     "The digits after the country code, as stored, are not a number"
@@ -492,7 +479,7 @@ def _phone_region_sql(nsn: str, metadata: Any) -> str:
         return "FALSE"
     general = _phone_desc_lengths(metadata.general_desc)
     by_lengths: dict[tuple[int, ...], list[str]] = {}
-    for kind in _PHONE_TYPES:
+    for kind in PHONE_NUMBER_TYPES:
         desc = getattr(metadata, kind, None)
         lengths = _phone_desc_lengths(desc)
         if lengths is not None:

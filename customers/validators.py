@@ -84,7 +84,7 @@ def normalize_phone(value: str, region: str | None = None) -> str:
 
 
 # The number types phonenumbers' is_valid_number accepts, in its own order.
-_NUMBER_TYPES = (
+PHONE_NUMBER_TYPES = (
     "premium_rate",
     "toll_free",
     "shared_cost",
@@ -129,7 +129,8 @@ def _e164_checker(region: str) -> tuple[str, Callable[[str], bool]] | None:
         return matches
 
     general = matcher(metadata.general_desc)
-    types = [m for m in (matcher(getattr(metadata, t)) for t in _NUMBER_TYPES) if m]
+    descs = (getattr(metadata, kind) for kind in PHONE_NUMBER_TYPES)
+    types = [m for m in (matcher(desc) for desc in descs) if m]
     if general is None:
         return None
 
