@@ -1,8 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from config.observability import views as observability_views
 from customers import views as customer_views
 
 admin.site.site_header = "Kartoteka"
@@ -10,6 +11,10 @@ admin.site.site_title = "Kartoteka"
 
 urlpatterns = [
     path("", customer_views.HomeView.as_view(), name="home"),
+    # Probes for load balancers and orchestrators: no login, nothing personal.
+    path("health/", observability_views.health, name="health"),
+    path("ready/", observability_views.ready, name="ready"),
+    path("status/", observability_views.SystemStatusView.as_view(), name="status"),
     path("login/", customer_views.LoginView.as_view(), name="login"),
     path("logout/", customer_views.LogoutView.as_view(), name="logout"),
     path("customers/", include("customers.urls")),
@@ -29,7 +34,11 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema"),
+        # The split view: Swagger UI's set-up is a static file, not an inline
+        # script the CSP would refuse.
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema", template_name="api/swagger_ui.html"
+        ),
         name="api-docs",
     ),
     path("admin/", admin.site.urls),

@@ -54,6 +54,10 @@ def ensure_roles() -> None:
         grant_role_permissions(
             apps, app_label, getattr(importlib.import_module(module), table)
         )
+    # A grant by codename (no <action>_<model> table).
+    importlib.import_module("customers.migrations.0020_system_status_permission").grant(
+        apps, None
+    )
 
 
 @pytest.fixture

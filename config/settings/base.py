@@ -48,8 +48,12 @@ INSTALLED_APPS = [
     "import_export",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files from our own static files (no CDN; the CSP allows 'self').
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "pgtrigger",
+    # django-csp: its system checks flag policy settings in the pre-4.0 format.
+    "csp",
     "customers",
     "orders",
     "consents",
@@ -59,7 +63,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early, so every log line of the request (and its response) carries the id.
+    "config.observability.logs.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise: static files need no policy, every page gets one.
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "config.middleware.StaffLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -230,6 +238,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.add_error_responses",
@@ -241,8 +252,33 @@ CELERY_BROKER_URL = env(
     "CELERY_BROKER_URL",
     default=embedded.running_redis_url() or "redis://127.0.0.1:6379/0",
 )
+# The worker heartbeat and task failures (config.observability), and the metrics
+# queue's coalescing, must be seen by every process: without CACHE_URL, a database
+# of the broker's Redis (embedded or real). With RabbitMQ, set CACHE_URL. Only a
+# broker that was given or started: the 127.0.0.1 guess keeps the local cache, so a
+# command on a machine without Redis still runs.
+_SHARED_CACHE = "CACHE_URL" not in env and (
+    "CELERY_BROKER_URL" in env or embedded.running_redis_url() is not None
+)
+if _SHARED_CACHE and CELERY_BROKER_URL.startswith("redis+socket://"):
+    CACHES = {
+        "default": env.cache_url_config(
+            "rediscache://" + CELERY_BROKER_URL.removeprefix("redis+socket://")
+        )
+    }
+elif _SHARED_CACHE and CELERY_BROKER_URL.startswith("redis://"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CELERY_BROKER_URL.rsplit("/", 1)[0] + "/1",
+        }
+    }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+# Worker logs go through LOGGING (JSON lines with request ids), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The observability tasks and signal handlers, registered in every worker.
+CELERY_IMPORTS = ["config.observability"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 # A task whose worker died (killed, out of memory) goes back to the queue rather
@@ -316,6 +352,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.duplicates_scan_task",
         "schedule": crontab(hour=4, minute=30),
     },
+    # Observability: proves a worker takes tasks from the default queue (/ready/).
+    "worker-heartbeat": {
+        "task": "config.observability.worker_heartbeat_task",
+        "schedule": 60.0,
+    },
     "dashboard-rebuild": {
         "task": "segments.tasks.dashboard_rebuild_task",
         "schedule": crontab(hour=4, minute=0, day_of_week=0),
@@ -372,14 +413,86 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content Security Policy (django-csp) on every page, DEBUG or not, so a page that
+# breaks it breaks in development too: scripts and styles only from our own static
+# files (no inline <script>, event handler or style attribute: pages pass data in
+# data attributes and json_script), images also as data: URIs (CSS icons), fetches
+# to ourselves only, frames only our own (the sandboxed campaign preview, which
+# sends a stricter policy of its own) and nobody may frame us. Responses that set
+# their own policy (the preview, support attachments) keep it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "frame-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
+# Logs: one JSON object per line for a log collector (the default without DEBUG),
+# readable text with DEBUG; every line carries the request id (config.observability).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    "filters": {
+        "request_id": {"()": "config.observability.logs.RequestIdFilter"},
+        # /health/ and /ready/ are probed every few seconds: not in the access log.
+        "skip_probes": {"()": "config.observability.logs.SkipProbesFilter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "formatters": {
+        "json": {"()": "config.observability.logs.JsonFormatter"},
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Without Django's own handlers (plain text to stderr, mail to ADMINS):
+        # its records go up to the root's console handler like everyone else's.
+        "django": {"handlers": [], "level": LOG_LEVEL},
+        "django.server": {
+            "handlers": ["console"],
+            "filters": ["skip_probes"],
+            "level": "INFO",
+            "propagate": False,
+        },
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
+
+# Errors to Sentry, only when SENTRY_DSN is set. send_default_pii=False: Kartoteka
+# holds customers' personal data (RODO), so no user details, cookies, request
+# bodies or client addresses leave for a third party; events are tagged with the
+# request id to find the matching log lines.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    from config.observability.logs import sentry_before_send
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        send_default_pii=False,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        before_send=sentry_before_send,
+    )

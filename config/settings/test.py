@@ -8,6 +8,8 @@ os.environ.setdefault("DEBUG", "false")
 from config.settings.base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Each test process its own cache: parallel runs must not share one Redis database.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 SECURE_SSL_REDIRECT = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # A real SMTP server for the worker of an integration test (tests/smtp.py); never

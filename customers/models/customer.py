@@ -51,6 +51,10 @@ class Store(models.Model):
         verbose_name = _("store")
         verbose_name_plural = _("stores")
         ordering = ["name"]
+        # The deployment's health (/status/: checks, queues, task failures) has no
+        # model of its own; its permission lives with the stores, the business's
+        # own set-up.
+        permissions = [("view_system_status", _("Can see the system status"))]
         constraints = [
             models.CheckConstraint(
                 condition=Q(currency__regex=r"^[A-Z]{3}$"), name="store_currency_iso"

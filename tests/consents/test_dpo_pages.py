@@ -197,8 +197,9 @@ def test_register_lists_every_purpose_with_its_legal_basis(
         for category in purpose.data_categories:
             assert category in section
     assert "Sklep Główny" in content  # the controller, from the stores
-    assert "@media print" in content
-    assert "window.print()" in content
+    assert "css/register.css" in content  # the print layout
+    assert "data-print" in content
+    assert "js/print_button.js" in content
 
 
 def test_support_may_read_the_register(client, support_user, purposes):

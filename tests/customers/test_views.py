@@ -328,7 +328,7 @@ def test_customer_page_shows_profile_addresses_identities_and_tags(
         "SHOP-42",
         "Sklep Główny",
         "Hurt",
-        "--chip: #dc2626",
+        'data-chip-color="#dc2626"',
     ):
         assert text in content, text
 
