@@ -334,6 +334,8 @@ def test_ready_names_a_broken_broker_without_its_address(client, monkeypatch):
 
     checks.heartbeat_record(hostname="worker@test")
     monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    # Celery reads the environment's CELERY_BROKER_URL before its own setting.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
 
     started = time.monotonic()
     response = client.get(reverse("ready"))
