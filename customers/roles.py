@@ -151,3 +151,36 @@ def revoke_role_permissions(apps, app_label: str, table: dict) -> None:
                     ],
                 )
             )
+
+
+def grant_role_codenames(apps, app_label: str, table: dict[str, tuple]) -> None:
+    """Grant permissions by codename (role -> codenames), for custom ones.
+
+    A custom permission ("view_system_status") does not follow <action>_<model>,
+    so ``grant_role_permissions``' table cannot name it.
+    """
+    grant_role_permissions(apps, app_label, dict.fromkeys(table, {}))
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    for role, codenames in table.items():
+        permissions = permission_model.objects.filter(
+            content_type__app_label=app_label, codename__in=codenames
+        )
+        missing = set(codenames) - set(permissions.values_list("codename", flat=True))
+        if missing:
+            raise LookupError(f"Unknown permissions for {app_label}: {sorted(missing)}")
+        group_model.objects.get(name=role).permissions.add(*permissions)
+
+
+def revoke_role_codenames(apps, app_label: str, table: dict[str, tuple]) -> None:
+    """Undo ``grant_role_codenames`` (reverse migrations)."""
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    for role, codenames in table.items():
+        group = group_model.objects.filter(name=role).first()
+        if group:
+            group.permissions.remove(
+                *permission_model.objects.filter(
+                    content_type__app_label=app_label, codename__in=codenames
+                )
+            )

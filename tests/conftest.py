@@ -54,10 +54,12 @@ def ensure_roles() -> None:
         grant_role_permissions(
             apps, app_label, getattr(importlib.import_module(module), table)
         )
-    # A grant by codename (no <action>_<model> table).
-    importlib.import_module("customers.migrations.0020_system_status_permission").grant(
-        apps, None
-    )
+    # Grants by codename (custom permissions: no <action>_<model> table).
+    for module in (
+        "customers.migrations.0020_system_status_permission",
+        "customers.migrations.0022_full_contacts_roles",
+    ):
+        importlib.import_module(module).grant(apps, None)
 
 
 @pytest.fixture

@@ -2,30 +2,17 @@
 
 from django.db import migrations
 
-from customers.roles import MANAGER, grant_role_permissions
+from customers.roles import MANAGER, grant_role_codenames, revoke_role_codenames
 
-CODENAME = "view_system_status"
+CODENAMES = {MANAGER: ("view_system_status",)}
 
 
 def grant(apps, schema_editor):
-    # Creates the app's permissions (and the role) first; the codename does not
-    # follow <action>_<model>, so it is added by name.
-    grant_role_permissions(apps, "customers", {MANAGER: {}})
-    group = apps.get_model("auth", "Group").objects.get(name=MANAGER)
-    permission = apps.get_model("auth", "Permission").objects.get(
-        content_type__app_label="customers", codename=CODENAME
-    )
-    group.permissions.add(permission)
+    grant_role_codenames(apps, "customers", CODENAMES)
 
 
 def revoke(apps, schema_editor):
-    group = apps.get_model("auth", "Group").objects.filter(name=MANAGER).first()
-    if group is not None:
-        group.permissions.remove(
-            *apps.get_model("auth", "Permission").objects.filter(
-                content_type__app_label="customers", codename=CODENAME
-            )
-        )
+    revoke_role_codenames(apps, "customers", CODENAMES)
 
 
 class Migration(migrations.Migration):

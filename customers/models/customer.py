@@ -517,6 +517,9 @@ class Customer(models.Model):
         permissions = [
             ("export_customer", _("Can export customers")),
             ("merge_customer", _("Can merge duplicate customers")),
+            # Without it (Support), lists show a phone's last digits and an email's
+            # first letter and domain; the customer page (access-logged) shows all.
+            ("view_full_contacts", _("Can see full emails and phones in lists")),
         ]
         constraints = [
             # Upper(), not Lower(): Django's iexact/icontains compare UPPER(), so the

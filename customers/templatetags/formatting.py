@@ -48,6 +48,30 @@ def phone(value: str) -> str:
     return format_phone(value or "")
 
 
+# How many of a phone's last digits a masked list shows (enough to tell two
+# callers apart, not enough to call them).
+MASK_PHONE_DIGITS = 3
+MASK = "•••"
+
+
+@register.filter
+def phone_masked(value: str) -> str:
+    """A phone for a list its reader need not see in full: its last digits only."""
+    digits = "".join(ch for ch in (value or "") if ch.isdigit())
+    if not digits:
+        return ""
+    return f"{MASK} {MASK} {digits[-MASK_PHONE_DIGITS:]}"
+
+
+@register.filter
+def email_masked(value: str) -> str:
+    """An email for a list its reader need not see in full: first letter, domain."""
+    local, at, domain = (value or "").rpartition("@")
+    if not at:
+        return MASK if value else ""
+    return f"{local[:1]}{MASK}@{domain}"
+
+
 @register.filter
 def quantity(value) -> str:
     """A quantity without trailing zeros: 2, 0,5, 1,25."""
