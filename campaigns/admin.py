@@ -180,7 +180,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
                 encoding=length.encoding,
             )
             return format_html(
-                '<pre style="white-space:pre-wrap">{}</pre><p>{}</p>',
+                '<pre class="prewrap">{}</pre><p>{}</p>',
                 rendered,
                 summary,
             )

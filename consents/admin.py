@@ -29,21 +29,9 @@ from consents.models import (
     Suppression,
 )
 from consents.services import consent_record, consent_text_current, consent_text_publish
+from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 from customers.paginators import EstimatedCountPaginator
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by services: the admin shows them."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ConsentPurpose)

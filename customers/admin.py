@@ -97,6 +97,26 @@ def _verbose(model, name: str) -> str:
 # --- Stores, tags, custom attributes -------------------------------------------------
 
 
+def colour_swatch_html(color: str) -> str:
+    """A colour's square and code, for list columns (static/css/admin.css)."""
+    return format_html(
+        '<span class="swatch" data-chip-color="{}"></span> {}', color, color
+    )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by services: the admin shows them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Store)
 class StoreAdmin(admin.ModelAdmin):
     list_display = ("name", "code", "domain", "currency", "language", "is_active")
@@ -113,12 +133,7 @@ class TagAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("colour"))
     def colour_swatch(self, tag: Tag) -> str:
-        return format_html(
-            '<span style="display:inline-block;width:1em;height:1em;'
-            'border-radius:2px;vertical-align:middle;background:{}"></span> {}',
-            tag.color,
-            tag.color,
-        )
+        return colour_swatch_html(tag.color)
 
 
 class AttributeDefinitionForm(forms.ModelForm):
@@ -990,7 +1005,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         text = json.dumps(
             delivery.payload, indent=2, sort_keys=True, ensure_ascii=False
         )
-        return format_html('<pre style="white-space:pre-wrap">{}</pre>', text)
+        return format_html('<pre class="prewrap">{}</pre>', text)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -1466,7 +1481,7 @@ class InteractionAdmin(AccessLoggedChangeViewMixin, admin.ModelAdmin):
         )
         if interaction.is_overdue():
             return format_html(
-                '<strong class="overdue" style="color:#ba2121">{} ({})</strong>',
+                '<strong class="overdue">{} ({})</strong>',
                 due,
                 _("overdue"),
             )
@@ -1573,7 +1588,7 @@ class InteractionAdmin(AccessLoggedChangeViewMixin, admin.ModelAdmin):
 
 
 @admin.register(CustomerMerge)
-class CustomerMergeAdmin(admin.ModelAdmin):
+class CustomerMergeAdmin(ReadOnlyAdmin):
     """The merges' audit trail, read-only; the staff page shows the snapshot."""
 
     list_display = ("merged_at", "merged_link", "survivor", "merged_by", "undone_at")
@@ -1592,15 +1607,6 @@ class CustomerMergeAdmin(admin.ModelAdmin):
         "staff_page",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_undo_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("customers.undo_customermerge")

@@ -9,16 +9,17 @@ downloads, never to a media URL.
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+# customers.admin imports this module last: what it defines is there already.
+from customers.admin import ReadOnlyAdmin
 from customers.models import ImportJob
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(ReadOnlyAdmin):
     list_display = (
         "created_at",
         "filename",
@@ -88,12 +89,3 @@ class ImportJobAdmin(admin.ModelAdmin):
     @staticmethod
     def _page(job: ImportJob) -> str:
         return reverse("imports:detail", args=[job.pk])
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

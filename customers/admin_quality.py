@@ -15,6 +15,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+# customers.admin imports this module last: what it defines is there already.
+from customers.admin import ReadOnlyAdmin
 from customers.models import Customer, DuplicateCandidate
 from customers.quality_views import scan_queue
 
@@ -33,7 +35,10 @@ class DuplicateReasonListFilter(admin.SimpleListFilter):
 
 
 @admin.register(DuplicateCandidate)
-class DuplicateCandidateAdmin(admin.ModelAdmin):
+class DuplicateCandidateAdmin(ReadOnlyAdmin):
+    # Read-only: a pair deleted by hand would come back with the next scan;
+    # merging (or changing a record) is what removes it.
+
     list_display = (
         "customer_link",
         "other_link",
@@ -92,17 +97,6 @@ class DuplicateCandidateAdmin(admin.ModelAdmin):
             ),
             False,
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        # A pair deleted by hand comes back with the next scan: merging (or
-        # changing a record) is what removes it.
-        return False
 
     def has_rescan_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)

@@ -38,6 +38,7 @@ from customers.admin import (
     AccessLoggedChangeViewMixin,
     ReadOnlyTabularInline,
     admin_object_become,
+    colour_swatch_html,
     customer_search_filter,
 )
 from customers.exports import customers_table, export_response
@@ -601,12 +602,7 @@ class RfmSegmentAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("colour"))
     def colour_swatch(self, segment: RfmSegment) -> str:
-        return format_html(
-            '<span style="display:inline-block;width:1em;height:1em;'
-            'border-radius:2px;vertical-align:middle;background:{}"></span> {}',
-            segment.color,
-            segment.color,
-        )
+        return colour_swatch_html(segment.color)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # the eleven are the grid's vocabulary
