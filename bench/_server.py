@@ -4,7 +4,10 @@
 production settings (DEBUG off) against the benchmark database the harness made,
 and stops it afterwards. :func:`run_load` sends a bounded list of requests from a
 few threads, each on its own keep-alive connection, until the list or the time cap
-runs out, and reports throughput and latency percentiles.
+runs out, and reports throughput and latency percentiles. For staff pages it can
+also send each connection's own headers (a session cookie), follow redirects like a
+browser and check each answer's body, keeping one sample per request so the
+caller can group them by page kind.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -80,11 +83,13 @@ def api_server(
     workers: int = 2,
     worker_class: str = os.environ.get("BENCH_GUNICORN_WORKER_CLASS", "gthread"),
     threads: int = int(os.environ.get("BENCH_GUNICORN_THREADS", "4")),
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """Run gunicorn with production settings on the benchmark database.
 
     ``BENCH_GUNICORN_WORKER_CLASS`` (default gthread) and ``BENCH_GUNICORN_THREADS``
-    (default 4, per worker) tune it.
+    (default 4, per worker) tune it; ``extra_env`` adds to or overrides the
+    server's environment (settings read from it).
     """
     port = _free_port()
     env = {
@@ -97,6 +102,7 @@ def api_server(
         "SECURE_SSL_REDIRECT": "false",
         "API_RATE_LIMIT": "1000000/min",
         "CONN_MAX_AGE": "600",
+        **(extra_env or {}),
     }
     command = [
         sys.executable,
@@ -212,6 +218,18 @@ def cpu_per_request(
     }
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One request as sent by :func:`run_load`: its answer, its time."""
+
+    index: int  # in the list of requests
+    seconds: float  # from sending to the last byte of the final answer
+    status: int  # of the final answer (after any redirects followed)
+    ok: bool  # the expected status, and the check (if any) passed
+    redirects: int = 0  # followed
+    location: str = ""  # the last redirect's target path, if any
+
+
 @dataclass
 class Load:
     """What a load run measured."""
@@ -220,6 +238,12 @@ class Load:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)
     bodies: list[bytes] = field(default_factory=list)  # of unexpected answers
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def failures(self) -> int:
+        """Requests whose answer had another status or failed the check."""
+        return sum(1 for sample in self.samples if not sample.ok)
 
     @property
     def requests(self) -> int:
@@ -249,17 +273,27 @@ class Load:
 
 def run_load(
     server: Server,
-    requests: Sequence[tuple[str, str, bytes]],
+    requests: Sequence[tuple[str, str, bytes] | tuple[str, str, bytes, dict]],
     *,
     headers: dict[str, str],
     concurrency: int,
     expect: int,
     time_cap: float,
+    connection_headers: Sequence[dict[str, str]] | None = None,
+    follow_redirects: int = 0,
+    check: Callable[[int, bytes], bool] | None = None,
 ) -> Load:
     """Send ``(method, path, body)`` requests from ``concurrency`` threads.
 
     Each thread keeps one connection open. Stops when every request is sent or
     ``time_cap`` seconds have passed (requests under way then still finish).
+
+    A request may carry a fourth item, headers of its own. Thread ``i`` also sends
+    ``connection_headers[i % len(connection_headers)]`` (its own session cookie,
+    say). With ``follow_redirects`` > 0 a redirect to this server is followed with
+    a GET on the same connection, up to that many hops, as a browser would: the
+    time and the status are then those of the whole chain. ``check(index, body)``,
+    if given, must also pass for the answer to count as expected.
     """
     lock = threading.Lock()
     position = iter(range(len(requests)))
@@ -267,49 +301,90 @@ def run_load(
     started = time.perf_counter()
     deadline = started + time_cap
 
-    def worker() -> None:
+    def worker(number: int) -> None:
         connection = http.client.HTTPConnection(server.host, server.port, timeout=120)
-        latencies, statuses, bodies = [], Counter(), []
+        own = (
+            connection_headers[number % len(connection_headers)]
+            if connection_headers
+            else {}
+        )
+        latencies, statuses, bodies, samples = [], Counter(), [], []
         try:
             while time.perf_counter() < deadline:
                 with lock:
                     index = next(position, None)
                 if index is None:
                     break
-                method, path, body = requests[index]
+                method, path, body, *extra = requests[index]
                 sent = time.perf_counter()
-                connection.request(
-                    method,
-                    path,
-                    body=body,
-                    headers={
-                        **headers,
-                        "Content-Type": "application/json",
-                        "Content-Length": str(len(body)),
-                    },
-                )
-                response = connection.getresponse()
-                answer = response.read()
+                hops, location = 0, ""
+                while True:
+                    connection.request(
+                        method,
+                        path,
+                        body=body,
+                        headers={
+                            **headers,
+                            **own,
+                            **(extra[0] if extra else {}),
+                            "Content-Type": "application/json",
+                            "Content-Length": str(len(body)),
+                        },
+                    )
+                    response = connection.getresponse()
+                    answer = response.read()
+                    if response.getheader("Connection", "").lower() == "close":
+                        connection.close()
+                        connection = http.client.HTTPConnection(
+                            server.host, server.port, timeout=120
+                        )
+                    target = _local_redirect(response)
+                    if target is None or hops >= follow_redirects:
+                        break
+                    hops += 1
+                    method, path, body, location = "GET", target, b"", target
                 latencies.append(time.perf_counter() - sent)
                 statuses[response.status] += 1
-                if response.status != expect and len(bodies) < 5:
-                    bodies.append(answer[:2000])
-                if response.getheader("Connection", "").lower() == "close":
-                    connection.close()
-                    connection = http.client.HTTPConnection(
-                        server.host, server.port, timeout=120
+                ok = response.status == expect and (
+                    check is None or check(index, answer)
+                )
+                samples.append(
+                    Sample(
+                        index=index,
+                        seconds=latencies[-1],
+                        status=response.status,
+                        ok=ok,
+                        redirects=hops,
+                        location=location,
                     )
+                )
+                if not ok and len(bodies) < 5:
+                    bodies.append(answer[:2000])
         finally:
             connection.close()
             with lock:
                 load.latencies.extend(latencies)
                 load.statuses.update(statuses)
                 load.bodies.extend(bodies)
+                load.samples.extend(samples)
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [
+        threading.Thread(target=worker, args=(number,)) for number in range(concurrency)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     load.seconds = time.perf_counter() - started
     return load
+
+
+def _local_redirect(response: http.client.HTTPResponse) -> str | None:
+    """The path a redirect points to on this server, or None (not a redirect)."""
+    if response.status not in (301, 302, 303, 307, 308):
+        return None
+    location = response.getheader("Location") or ""
+    parts = urlsplit(location)
+    if parts.netloc and parts.hostname not in (HOST, "localhost"):
+        return None
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -1,20 +1,45 @@
 """Who is on the other end of a request: the one place that reads it.
 
-The address is REMOTE_ADDR as the server saw it. Behind a reverse proxy the proxy
-must set it (X-Forwarded-For is whatever the client says unless a trusted proxy
-rewrites it); trusted-proxy handling belongs here when it comes.
+Without proxies (``TRUSTED_PROXY_COUNT = 0``) the address is REMOTE_ADDR, as the
+server saw it, and X-Forwarded-For is ignored: anyone can send that header. Behind
+N trusted proxies, each appending the address it saw to X-Forwarded-For, the client
+is the N-th address from the right: whatever the client put on the left is its own
+word and is never read. The consent ledger's evidence, the access log, the sign-in
+lock-out (django-axes) and tracking all take the address from here.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
+
+from django.conf import settings
 
 USER_AGENT_LIMIT = 500
 
 
 def client_ip(request: Any) -> str | None:
     """The client's address, or None."""
-    return request.META.get("REMOTE_ADDR") or None
+    proxies = settings.TRUSTED_PROXY_COUNT
+    address = request.META.get("REMOTE_ADDR") or None
+    if proxies > 0:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        # Fewer entries than proxies: the chain is not what the settings say, and
+        # the nearest proxy's own address is the only one known to be true.
+        if len(forwarded) >= proxies:
+            address = forwarded[-proxies]
+    return _valid(address)
+
+
+def _valid(address: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None
 
 
 def client_evidence(request: Any) -> dict[str, str | None]:

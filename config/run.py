@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from config import embedded
+from config.celery import QUEUES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
@@ -92,6 +93,7 @@ def main() -> int:
         "worker": [
             *(sys.executable, "-m", "celery", "-A", "config", "worker"),
             *("--loglevel", "INFO", "--concurrency", "2"),
+            *("--queues", ",".join(QUEUES)),
         ],
         "beat": [
             *(sys.executable, "-m", "celery", "-A", "config", "beat"),

@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from config.accounts import views as account_views
 from config.observability import views as observability_views
 from customers import views as customer_views
 
@@ -15,8 +17,9 @@ urlpatterns = [
     path("health/", observability_views.health, name="health"),
     path("ready/", observability_views.ready, name="ready"),
     path("status/", observability_views.SystemStatusView.as_view(), name="status"),
-    path("login/", customer_views.LoginView.as_view(), name="login"),
-    path("logout/", customer_views.LogoutView.as_view(), name="logout"),
+    path("login/", account_views.LoginView.as_view(), name="login"),
+    path("logout/", account_views.LogoutView.as_view(), name="logout"),
+    path("account/", include("config.accounts.urls")),
     path("customers/", include("customers.urls")),
     path("orders/", include("orders.urls")),
     path("imports/", include("customers.urls_imports")),
@@ -40,6 +43,12 @@ urlpatterns = [
             url_name="api-schema", template_name="api/swagger_ui.html"
         ),
         name="api-docs",
+    ),
+    # One sign-in, with the second factor, for the staff pages and the admin.
+    path(
+        "admin/login/",
+        RedirectView.as_view(pattern_name="login", query_string=True),
+        name="admin-login",
     ),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),

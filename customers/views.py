@@ -19,7 +19,6 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -167,18 +166,6 @@ class HomeView(RedirectView):
         if self.request.user.has_perm(self.DASHBOARD_PERMISSION):
             return reverse("dashboard:index")
         return reverse("customers:list")
-
-
-class LoginView(auth_views.LoginView):
-    redirect_authenticated_user = True
-
-
-class LogoutView(auth_views.LogoutView):
-    def post(self, request, *args, **kwargs):
-        response = super().post(request, *args, **kwargs)
-        # Messages live in a cookie first, so this survives the session flush.
-        messages.info(request, _("You have been signed out."))
-        return response
 
 
 class ExportView(StaffPageMixin, View):

@@ -4,6 +4,20 @@ import pytest
 from django.contrib.auth.models import Group
 
 from tests.factories.customers import CustomerFactory, StoreFactory
+from tests.staff import StaffClient
+
+
+@pytest.fixture
+def client():
+    """The test client; ``force_login`` gives both factors (tests/staff.py)."""
+    return StaffClient()
+
+
+@pytest.fixture
+def admin_client(db, admin_user):
+    client = StaffClient()
+    client.force_login(admin_user)
+    return client
 
 
 @pytest.fixture

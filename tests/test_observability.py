@@ -296,7 +296,7 @@ def test_queue_lengths_from_the_broker(client, make_staff, settings, broker):
             queue(conn.default_channel).delete()
 
     assert lengths[name]["messages"] == 3
-    assert "celery" in lengths
+    assert "default" in lengths
     assert f'data-queue="{name}" data-messages="3"' in html
 
 

@@ -7,6 +7,7 @@ HTTPS is enforced and HSTS is on.
 
 import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -54,6 +55,12 @@ INSTALLED_APPS = [
     "pgtrigger",
     # django-csp: its system checks flag policy settings in the pre-4.0 format.
     "csp",
+    # Staff sign-in: TOTP and recovery codes (django-otp), lock-out (django-axes).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "config.accounts",
     "customers",
     "orders",
     "consents",
@@ -73,8 +80,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): signed in with the second factor too.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Signs out a session idle too long, then sends a signed-in user without the
+    # second factor to set it up or give it, wherever they were going.
+    "config.accounts.middleware.IdleSessionMiddleware",
+    "config.accounts.middleware.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: answers a locked-out sign-in with the lock page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -114,16 +129,53 @@ if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Staff accounts (config.accounts). Passwords: Argon2 for new and changed ones (the
+# older hashes still verify and are rehashed at the next sign-in), at least
+# PASSWORD_MIN_LENGTH characters, not like the user's name or email, not a common
+# or all-digit password.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+PASSWORD_MIN_LENGTH = env.int("PASSWORD_MIN_LENGTH", default=12)
 _VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"{_VALIDATORS}.UserAttributeSimilarityValidator"},
-    {"NAME": f"{_VALIDATORS}.MinimumLengthValidator"},
+    {
+        "NAME": f"{_VALIDATORS}.MinimumLengthValidator",
+        "OPTIONS": {"min_length": PASSWORD_MIN_LENGTH},
+    },
     {"NAME": f"{_VALIDATORS}.CommonPasswordValidator"},
     {"NAME": f"{_VALIDATORS}.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out sign-in before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# Sessions: signed out after SESSION_IDLE_MINUTES without a request (idle sessions
+# left open on a shared shop computer), and after SESSION_MAX_HOURS in any case.
+SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
+SESSION_COOKIE_AGE = env.int("SESSION_MAX_HOURS", default=12) * 3600
+# Brute force (django-axes): LOGIN_FAILURE_LIMIT failed sign-ins lock the username,
+# and as many from one address lock that address (password spraying over many
+# names), for LOGIN_COOLOFF_MINUTES after the last failure. The address is
+# config.clients.client_ip's, which trusts TRUSTED_PROXY_COUNT proxies' headers.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.clients.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.accounts.views.locked_out"
+# Reverse proxies in front of the web processes that append the address they saw
+# to X-Forwarded-For (nginx with $proxy_add_x_forwarded_for: 1; a load balancer in
+# front of nginx: 2). 0 (no proxy): the header is the client's word and is ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # Language and locale: Polish by default, complete English alongside.
 LANGUAGE_CODE = "pl"
@@ -287,6 +339,17 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Queues, so each kind of work can have workers (and hosts) of its own: imports,
+# segments (metrics, segment rebuilds, the dashboard's rollups), campaigns (sending
+# and flows) and default (the rest: webhooks, retention, scans, the heartbeat). A
+# worker serves the queues its -Q names; `make run` starts one that serves them all
+# (config.celery.QUEUES). docs/deploy.md shows a larger layout.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "customers.tasks.import_job_*": {"queue": "imports"},
+    "segments.tasks.*": {"queue": "segments"},
+    "campaigns.tasks.*": {"queue": "campaigns"},
+}
 # Defaults synced into django-celery-beat's tables; staff may retime them in the admin.
 CELERY_BEAT_SCHEDULE = {
     "customer-statuses-refresh": {
@@ -410,6 +473,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Probes come over plain HTTP from inside (a load balancer, an orchestrator): answer
+# them rather than redirect them to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$"]
 X_FRAME_OPTIONS = "DENY"
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -473,6 +539,9 @@ LOGGING = {
             "propagate": False,
         },
         "django.db.backends": {"level": "WARNING"},
+        # Not its banner at every start (manage.py check stays silent); its
+        # lock-outs are warnings and still show.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 

@@ -16,6 +16,7 @@ from campaigns.tasks import campaign_prepare_task, campaign_send_task
 from consents.services import consent_grant, consent_text_current
 from segments.services import segment_create, segment_members_add
 from tests.factories.customers import CustomerFactory
+from tests.staff import press_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +62,7 @@ def signed_in(live_server, page, make_staff):
     page.goto(live_server.url + "/login/?next=/campaigns/")
     page.get_by_label("Nazwa użytkownika").fill("magda")
     page.get_by_label("Hasło").fill("test-pass-123")
-    page.get_by_role("button", name="Zaloguj się").click()
+    press_sign_in(page, "magda")
     page.wait_for_url(re.compile(r"/campaigns/$"))
     page.get_by_role("button", name="EN").click()
     page.wait_for_load_state()

@@ -22,6 +22,7 @@ from tests.factories.campaigns import EmailTemplateFactory
 from tests.factories.consents import DataSubjectRequestFactory
 from tests.factories.customers import CustomerFactory, TagFactory
 from tests.factories.orders import OrderFactory, OrderLineFactory
+from tests.staff import press_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -106,7 +107,7 @@ def test_staff_pages_and_admin_break_no_content_security_policy(
     page.goto(live_server.url + "/login/")
     page.get_by_label("Nazwa użytkownika").fill("szef")
     page.get_by_label("Hasło").fill("test-pass-123")
-    page.get_by_role("button", name="Zaloguj się").click()
+    press_sign_in(page, "szef")
     page.wait_for_url(re.compile(r"^(?!.*/login/)"))
 
     customer, order = shop["customer"], shop["order"]

@@ -31,6 +31,7 @@ from tests.factories.orders import (
     OrderLineFactory,
     ProductFactory,
 )
+from tests.staff import press_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -160,7 +161,7 @@ def test_the_manager_lands_on_a_dashboard_with_every_chart_drawn(
     page.goto(live_server.url + "/login/")
     page.get_by_label("Nazwa użytkownika").fill("maria")
     page.get_by_label("Hasło").fill("test-pass-123")
-    page.get_by_role("button", name="Zaloguj się").click()
+    press_sign_in(page, "maria")
     # "/" sends the Manager to the dashboard.
     page.wait_for_url(re.compile(r"/dashboard/$"))
     page.wait_for_selector("canvas[data-chart-drawn='true']")

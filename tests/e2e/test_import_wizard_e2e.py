@@ -14,6 +14,7 @@ import pytest
 
 from customers import tasks
 from customers.models import Customer, ImportJob
+from tests.staff import press_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -71,7 +72,7 @@ def test_manager_imports_a_customers_file(live_server, page, make_staff, store, 
     page.goto(live_server.url + "/imports/")
     page.get_by_label("Nazwa użytkownika").fill("marta")
     page.get_by_label("Hasło").fill("test-pass-123")
-    page.get_by_role("button", name="Zaloguj się").click()
+    press_sign_in(page, "marta")
     page.wait_for_url(re.compile(r"/imports/$"))
     page.get_by_role("button", name="EN").click()
     page.wait_for_load_state()

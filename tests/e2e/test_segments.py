@@ -16,6 +16,7 @@ from segments.models import Segment
 from segments.tasks import segment_rebuild_task
 from tests.factories.customers import CustomerFactory
 from tests.factories.orders import OrderFactory
+from tests.staff import press_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +65,7 @@ def test_marketing_builds_a_segment_with_a_live_count(
     page.goto(live_server.url + "/login/?next=/segments/")
     page.get_by_label("Nazwa użytkownika").fill("magda")
     page.get_by_label("Hasło").fill("test-pass-123")
-    page.get_by_role("button", name="Zaloguj się").click()
+    press_sign_in(page, "magda")
     page.wait_for_url(re.compile(r"/segments/$"))
     page.get_by_role("button", name="EN").click()
     page.wait_for_load_state()

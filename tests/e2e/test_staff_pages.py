@@ -18,6 +18,7 @@ from tests.factories.customers import (
     TagFactory,
 )
 from tests.factories.orders import OrderFactory, OrderLineFactory, ProductFactory
+from tests.staff import press_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -134,7 +135,7 @@ def test_support_finds_a_customer_by_phone_and_opens_an_order(
     page.screenshot(path=SHOTS.format("login"), full_page=True)
     page.get_by_label("Nazwa użytkownika").fill("agnieszka")
     page.get_by_label("Hasło").fill("test-pass-123")
-    page.get_by_role("button", name="Zaloguj się").click()
+    press_sign_in(page, "agnieszka")
 
     page.wait_for_url(re.compile(r"/customers/$"))
     assert page.get_by_role("heading", level=1).inner_text() == "Klienci"

@@ -15,6 +15,7 @@ from customers.interactions import answer_due
 from customers.models import Customer, Interaction
 from tests.factories.customers import CustomerFactory
 from tests.factories.orders import OrderFactory
+from tests.staff import press_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +59,7 @@ def test_support_logs_a_complaint_from_a_phone_call(
     page.goto(live_server.url + "/login/")
     page.get_by_label("Nazwa użytkownika").fill("beata")
     page.get_by_label("Hasło").fill("test-pass-123")
-    page.get_by_role("button", name="Zaloguj się").click()
+    press_sign_in(page, "beata")
     page.wait_for_url(re.compile(r"/customers/$"))
 
     # The phone as the caller reads it out, not as it is stored (+48501234567):
@@ -132,7 +133,7 @@ def test_support_logs_from_a_search_result_without_leaving_the_page(
     page.goto(live_server.url + "/login/?next=/orders/")
     page.get_by_label("Nazwa użytkownika").fill("beata")
     page.get_by_label("Hasło").fill("test-pass-123")
-    page.get_by_role("button", name="Zaloguj się").click()
+    press_sign_in(page, "beata")
     page.wait_for_url(re.compile(r"/orders/$"))
 
     search = page.get_by_role("searchbox", name="Szukaj klientów i zamówień")

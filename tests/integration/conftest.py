@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 
 from config import celery_app, embedded
+from config.celery import QUEUES
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -56,6 +57,8 @@ def _start(env: dict, broker_url: str, tmp_path: Path, name: str):
         f"{name}@%h",
         "--without-gossip",
         "--without-mingle",
+        "--queues",
+        ",".join(QUEUES),
     ]
     # In the full suite the first worker of the session has been seen ready yet
     # never answering (CI, three runs in a row; never alone or in any subset): a

@@ -12,10 +12,11 @@ from django.conf import settings
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.auth.models import Group
 from django.shortcuts import resolve_url
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.urls import reverse
 
 from tests.security.endpoints import all_endpoints
+from tests.staff import StaffClient
 
 ENDPOINTS = all_endpoints()
 
@@ -25,6 +26,13 @@ PUBLIC = {
     "login": "the sign-in form itself",
     "logout": "signing out needs no sign-in (POST only, CSRF-protected)",
     "admin:login": "the admin's sign-in form",
+    "admin-login": "sends the admin's sign-in to the one sign-in page (two steps)",
+    # Setting a forgotten password: by email; the answer is the same for every
+    # address, the link is a single-use token, the second factor is still asked.
+    "accounts:password-reset": "asks for a reset link by email",
+    "accounts:password-reset-done": "says a link may be on its way",
+    "accounts:password-reset-confirm": "the emailed single-use link",
+    "accounts:password-reset-complete": "says the password is set",
     "admin:logout": "the admin's sign-out (redirects home when signed out)",
     # Probes for load balancers and orchestrators: a status code, nothing personal.
     "health": "liveness probe (config/observability)",
@@ -48,6 +56,16 @@ PUBLIC = {
 # Pages that only redirect elsewhere; the redirect chain must end at the login page.
 REDIRECT_ONLY = {
     "home": "picks the dashboard or the customer list, both staff pages",
+}
+
+# A signed-in person's own account (their second factor, recovery codes, password):
+# every staff member has one, whatever their role; no permission names it.
+OWN_ACCOUNT = {
+    "accounts:account": "the account page",
+    "accounts:second-factor": "the second sign-in step (signed in: goes on)",
+    "accounts:two-factor-setup": "enrolling or replacing the authenticator app",
+    "accounts:recovery-codes": "the user's own recovery codes",
+    "accounts:password-change": "changing one's own password",
 }
 
 ROLES = ["Support", "Marketing", "Manager", "Data protection officer"]
@@ -74,6 +92,7 @@ def test_the_allow_lists_name_real_patterns():
     names = {endpoint.name for endpoint in ENDPOINTS}
     assert set(PUBLIC) <= names, set(PUBLIC) - names
     assert set(REDIRECT_ONLY) <= names, set(REDIRECT_ONLY) - names
+    assert set(OWN_ACCOUNT) <= names, set(OWN_ACCOUNT) - names
 
 
 def test_every_url_is_enumerated():
@@ -122,6 +141,53 @@ def test_anonymous_visitors_are_sent_to_login(client, endpoint):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "endpoint",
+    [e for e in ENDPOINTS if e.name not in PUBLIC and not e.is_api],
+    ids=str,
+)
+def test_staff_without_the_second_factor_reach_nothing(django_user_model, endpoint):
+    """A superuser who gave the password but not the code is refused everywhere.
+
+    Every staff page and the admin answer as to a stranger (to the sign-in page,
+    which sends them on to the second step), GET and POST alike.
+    """
+    client = StaffClient()
+    user = django_user_model.objects.create_superuser("root", "", "x")
+    client.force_login(user, second_factor=False)
+    if endpoint.name in REDIRECT_ONLY:
+        response = client.get(endpoint.url, follow=True)
+        final = urlsplit(response.redirect_chain[-1][0])
+        assert final.path.startswith("/account/two-factor/"), endpoint
+        return
+    if endpoint.name == "accounts:second-factor":
+        assert client.get(endpoint.url).status_code == 302  # to the app's set-up
+        return
+    if endpoint.name == "accounts:two-factor-setup":
+        assert client.get(endpoint.url).status_code == 200  # where they must go
+        return
+    for method in (client.get, client.post):
+        response = method(endpoint.url)
+        _assert_redirects_to_login(response, endpoint, admin=endpoint.is_admin)
+    page = client.get(response["Location"], follow=True)
+    assert urlsplit(page.redirect_chain[-1][0]).path.startswith("/account/two-factor/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [*ROLES, None], ids=lambda role: role or "no role")
+def test_every_signed_in_person_has_their_own_account_pages(make_staff, role):
+    client = StaffClient()
+    client.force_login(make_staff(*([role] if role else [])))
+    for name in OWN_ACCOUNT:
+        if name == "accounts:second-factor":
+            response = client.get(reverse(name) + "?next=/customers/")
+            assert response.status_code == 302
+            assert response["Location"] == "/customers/"
+        else:
+            assert client.get(reverse(name)).status_code == 200, name
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "endpoint",
     [e for e in ENDPOINTS if e.name not in PUBLIC and e.is_api],
     ids=str,
 )
@@ -150,6 +216,7 @@ def _staff_endpoints():
         for e in ENDPOINTS
         if e.name not in PUBLIC
         and e.name not in REDIRECT_ONLY
+        and e.name not in OWN_ACCOUNT
         and not e.is_api
         and not e.is_admin
     ]
@@ -199,7 +266,7 @@ def test_each_role_gets_403_exactly_where_it_lacks_the_permission(make_staff, ro
     without any role is refused everywhere.
     """
     user = make_staff(*([role] if role else []))
-    client = Client()
+    client = StaffClient()
     client.force_login(user)
     wrong = []
     refused = 0
@@ -229,7 +296,7 @@ def test_each_role_gets_403_exactly_where_it_lacks_the_permission(make_staff, ro
 
 @pytest.mark.django_db
 def test_a_superuser_is_refused_nowhere(django_user_model):
-    client = Client()
+    client = StaffClient()
     client.force_login(django_user_model.objects.create_superuser("root", "", "x"))
     refused = [
         str(endpoint)
@@ -242,7 +309,7 @@ def test_a_superuser_is_refused_nowhere(django_user_model):
 @pytest.mark.django_db
 def test_role_users_are_not_admin_users(make_staff):
     """The admin lets in staff by their model permissions; check a role-less user."""
-    client = Client()
+    client = StaffClient()
     client.force_login(make_staff())
     response = client.get(reverse("admin:auth_user_changelist"))
     assert response.status_code == 403

@@ -11,7 +11,6 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.messages import get_messages
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
 
@@ -38,6 +37,7 @@ from segments.tasks import metrics_recompute_task, segment_rebuild_task
 from tests.conftest import ensure_roles
 from tests.factories.customers import CustomerFactory, StoreFactory
 from tests.factories.orders import OrderFactory
+from tests.staff import StaffClient
 
 pytestmark = pytest.mark.django_db
 
@@ -732,7 +732,7 @@ def test_currency_rates_are_the_managers(manager, marketing_user_client):
 
 @pytest.fixture
 def marketing_user_client(make_staff):
-    client = Client()
+    client = StaffClient()
     client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = "en"
     client.force_login(make_staff(roles.MARKETING, username="marek"))
     return client
