@@ -122,6 +122,8 @@ def main() -> int:
             f"  Kartoteka is running at http://127.0.0.1:{port}/\n"
             f"  Log in as {DEMO_USERNAME} / {DEMO_PASSWORD}"
             f"  (admin: http://127.0.0.1:{port}/admin/)\n"
+            "  The first sign-in sets up two-step sign-in: scan the QR code with an\n"
+            "  authenticator app (or type its key into any TOTP tool).\n"
             "  Press Ctrl-C to stop web, worker and beat.\n",
             flush=True,
         )

@@ -18,19 +18,29 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import ngettext
 
-# When the session last saw a request (seconds since the epoch).
+# When the session last saw a request, and when it began (seconds since the epoch).
 LAST_SEEN_KEY = "accounts_last_seen"
+STARTED_KEY = "accounts_started"
 # A request within this many seconds of the stored time does not store it again:
 # a session is written about once a minute, not on every request.
 LAST_SEEN_RESOLUTION = 60
 
 
-class IdleSessionMiddleware:
-    """Signs out a session that saw no request for ``SESSION_IDLE_MINUTES``.
+def session_started(request: HttpRequest) -> None:
+    """Start the clocks at sign-in (``user_logged_in``): no extra session write."""
+    now = int(time.time())
+    request.session[STARTED_KEY] = now
+    request.session[LAST_SEEN_KEY] = now
 
-    The request then goes on as an anonymous one (a staff page sends it to the
-    sign-in page, which says why). Besides this, a session ends
-    ``SESSION_MAX_HOURS`` after sign-in (``SESSION_COOKIE_AGE``) whatever happens.
+
+class IdleSessionMiddleware:
+    """Signs out a session idle for ``SESSION_IDLE_MINUTES`` or older than the limit.
+
+    A session ends after ``SESSION_IDLE_MINUTES`` without a request, and
+    ``SESSION_MAX_HOURS`` after it began however busy it was (each save of a
+    session pushes its cookie's expiry on, so the cookie alone would never end an
+    active one). The request then goes on as an anonymous one: a staff page sends
+    it to the sign-in page, which says why.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
@@ -41,6 +51,7 @@ class IdleSessionMiddleware:
         if SESSION_KEY in session:
             now = int(time.time())
             last_seen = session.get(LAST_SEEN_KEY)
+            started = session.setdefault(STARTED_KEY, now)
             idle = settings.SESSION_IDLE_MINUTES
             if isinstance(last_seen, int) and now - last_seen > idle * 60:
                 logout(request)
@@ -54,6 +65,19 @@ class IdleSessionMiddleware:
                         idle,
                     )
                     % {"minutes": idle},
+                )
+            elif now - started > settings.SESSION_MAX_HOURS * 3600:
+                logout(request)
+                messages.info(
+                    request,
+                    ngettext(
+                        "You were signed out %(hours)d hour after signing in. "
+                        "Please sign in again.",
+                        "You were signed out %(hours)d hours after signing in. "
+                        "Please sign in again.",
+                        settings.SESSION_MAX_HOURS,
+                    )
+                    % {"hours": settings.SESSION_MAX_HOURS},
                 )
             elif not isinstance(last_seen, int) or (
                 now - last_seen >= LAST_SEEN_RESOLUTION

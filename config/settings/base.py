@@ -161,7 +161,8 @@ LOGOUT_REDIRECT_URL = "login"
 # Sessions: signed out after SESSION_IDLE_MINUTES without a request (idle sessions
 # left open on a shared shop computer), and after SESSION_MAX_HOURS in any case.
 SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
-SESSION_COOKIE_AGE = env.int("SESSION_MAX_HOURS", default=12) * 3600
+SESSION_MAX_HOURS = env.int("SESSION_MAX_HOURS", default=12)
+SESSION_COOKIE_AGE = SESSION_MAX_HOURS * 3600
 # Brute force (django-axes): LOGIN_FAILURE_LIMIT failed sign-ins lock the username,
 # and as many from one address lock that address (password spraying over many
 # names), for LOGIN_COOLOFF_MINUTES after the last failure. The address is

@@ -129,6 +129,7 @@ def test_a_recovery_code_signs_in_once(make_staff):
     codes = devices.new_recovery_codes(user)
 
     client = StaffClient()
+    client.cookies["django_language"] = "en"
     _password_step(client, user)
     response = client.post("/account/two-factor/", {"code": codes[0].upper()})
     assert response.status_code == 302
@@ -308,3 +309,19 @@ def test_an_active_session_stays(make_staff, settings):
     assert client.get("/customers/").status_code == 200
     # That request counted as activity: the clock starts again.
     assert client.session[LAST_SEEN_KEY] >= timezone.now().timestamp() - 5
+
+
+def test_a_session_ends_some_hours_after_sign_in_however_busy(make_staff, settings):
+    from config.accounts.middleware import STARTED_KEY
+
+    client = StaffClient()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    client.force_login(make_staff("Support"))
+    assert client.get("/customers/").status_code == 200
+    session = client.session
+    session[STARTED_KEY] -= settings.SESSION_MAX_HOURS * 3600 + 1
+    session.save()
+
+    response = client.get("/customers/", follow=True)
+    assert response.redirect_chain[-1][0].startswith("/login/")
+    assert any("hours after signing in" in m for m in _messages(response))

@@ -512,7 +512,7 @@ def test_the_campaign_list_takes_a_fixed_number_of_queries(
         campaign_create(
             actor=None, name=f"K{n}", template=EmailTemplateFactory(), segment=segment
         )
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         assert marketing.get(url("campaign_changelist")).status_code == 200
 
 

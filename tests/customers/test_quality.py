@@ -601,7 +601,7 @@ def test_duplicates_page_shows_pairs_side_by_side(
     quality_scan()
     url = reverse("quality:list", args=["duplicates"])
 
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         page = client.get(url)
 
     assert page.status_code == 200

@@ -321,11 +321,12 @@ def test_a_bounded_number_of_queries(
         AddressFactory(customer=customer)
     # One found by an order too: all three searches run.
     OrderFactory(customer=nowaks[0], number="NOWAK")
-    # Session, user, permissions (2), orders and identities resolved, exact
+    # Session, user, second-factor device, permissions (2), orders and identities
+    # resolved, exact
     # matches, partial matches, whatever the number of customers found; plus the
     # partial matches' time budget (savepoint, set, rollback to savepoint) and the
     # savepoint and release of ATOMIC_REQUESTS inside the test's transaction.
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         response = client.get(SEARCH, {"q": "nowak"}, **HTMX)
     assert response.content.decode().count('role="option"') == min(customers, 8) + 1
 

@@ -2,6 +2,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -19,6 +20,7 @@ from tests.factories.customers import (
     TagFactory,
 )
 from tests.factories.orders import OrderFactory
+from tests.staff import app_device, totp_code
 
 NBSP = "\u00a0"
 LIST = reverse("customers:list")
@@ -49,8 +51,14 @@ def test_login_page_renders_and_signs_in(client, make_staff):
     page = client.get(reverse("login"))
     assert page.status_code == 200
     assert b'name="username"' in page.content
+    device = app_device(User.objects.get(username="anna"))
     response = client.post(
         reverse("login"), {"username": "anna", "password": "test-pass-123"}, follow=True
+    )
+    # The password signs in half way: the code from the app completes it.
+    assert response.redirect_chain[-1][0] == reverse("accounts:second-factor")
+    response = client.post(
+        reverse("accounts:second-factor"), {"code": totp_code(device)}, follow=True
     )
     assert response.redirect_chain[-1][0] == LIST
     assert response.context["user"].username == "anna"
@@ -290,7 +298,7 @@ def test_customer_page_queries_do_not_grow_with_orders(client, support, store):
     big_count, response = count_queries(client, detail_url(big))
     assert big_count == small_count
     # With the access log row, the consents section and the segments panel.
-    assert big_count <= 21
+    assert big_count <= 22
     content = response.content.decode()
     assert content.count('class="orderblock"') == 200
     assert content.count(">Produkt 2</td>") == 200

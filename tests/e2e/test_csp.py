@@ -138,6 +138,11 @@ def test_staff_pages_and_admin_break_no_content_security_policy(
         "/merges/",
         "/status/",
         "/api/docs/",
+        "/account/",
+        "/account/two-factor/setup/",
+        "/account/two-factor/recovery-codes/",
+        "/account/password/",
+        "/admin/auth/user/",
     ]
     assert visit(page, console, [live_server.url + path for path in paths]) == []
 
@@ -172,6 +177,9 @@ def test_public_pages_break_no_content_security_policy(live_server, page, store)
             double_opt_in_link(signup),
             preference_url(customer),
             unsubscribe_url(customer, "email_marketing"),
+            live_server.url + "/login/",
+            live_server.url + "/account/password/reset/",
+            live_server.url + "/account/password/reset/sent/",
         ]
     console = watch(page)
     assert visit(page, console, urls) == []
