@@ -9,6 +9,11 @@ failure:
   the way systemd's EnvironmentFile reads it.
 - ``commands``: checks that each systemd unit's command line is the Procfile's,
   and prints the Procfile's lines as ``name<TAB>command``.
+- ``nginx DIR ROOT WEB_PORT TLS_PORT HTTP_PORT``: deploy/nginx/kartoteka.conf for
+  this machine (loopback ports, DIR's self-signed certificate, the checkout's
+  static files), in DIR/nginx.conf.
+- ``static URL``: a hashed static file from collectstatic's manifest, served with
+  far-future caching.
 - ``sink DIR``: a real SMTP server (aiosmtpd) on 127.0.0.1; writes its port to
   DIR/port and one JSON line per message to DIR/messages.jsonl.
 - ``prepare OUT``: a store, a Manager with Marketing who has set up the second
@@ -139,6 +144,58 @@ def commands() -> None:
         say(f"{name}\t{command}")
 
 
+# --- nginx ---------------------------------------------------------------------
+
+
+def nginx(
+    directory: str, root: str, web_port: str, tls_port: str, http_port: str
+) -> None:
+    """The guide's nginx site with this machine's ports, certificate and paths."""
+    folder = Path(directory)
+    site = (DEPLOY / "nginx" / "kartoteka.conf").read_text()
+    replacements = [
+        ("server 127.0.0.1:8000", f"server 127.0.0.1:{web_port}"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;"),
+        ("/etc/letsencrypt/live/crm.example.pl/fullchain.pem", f"{folder}/cert.pem"),
+        ("/etc/letsencrypt/live/crm.example.pl/privkey.pem", f"{folder}/key.pem"),
+        ("/etc/nginx/kartoteka_proxy.conf", f"{DEPLOY}/nginx/kartoteka_proxy.conf"),
+        ("/var/log/nginx/", f"{folder}/"),
+        ("/srv/kartoteka/", f"{root}/"),
+    ]
+    for old, new in replacements:
+        if old not in site:
+            raise DrillError(f"deploy/nginx/kartoteka.conf has no {old!r}")
+        site = site.replace(old, new)
+    # Loopback only: no IPv6 listeners.
+    site = "\n".join(line for line in site.splitlines() if "listen [::]" not in line)
+    (folder / "site.conf").write_text(site + "\n")
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    (folder / "nginx.conf").write_text(
+        f"{user}pid {folder}/nginx.pid;\nerror_log {folder}/error.log warn;\n"
+        "worker_processes 1;\nevents {}\nhttp {\n"
+        "    include /etc/nginx/mime.types;\n"
+        f"    client_body_temp_path {folder}/body;\n"
+        f"    proxy_temp_path {folder}/proxy;\n"
+        f"    include {folder}/site.conf;\n}}\n"
+    )
+
+
+def static(base_url: str) -> None:
+    """A file collectstatic hashed answers 200 with far-future caching."""
+    django_setup()
+    from django.contrib.staticfiles.storage import staticfiles_storage
+
+    path = staticfiles_storage.url("css/kartoteka.css")
+    if path == "/static/css/kartoteka.css":
+        raise DrillError("collectstatic's manifest did not hash css/kartoteka.css")
+    _, headers, data = Browser(base_url, "").request("GET", path)
+    cache_control = headers.get("Cache-Control", "")
+    if "immutable" not in cache_control or not data:
+        raise DrillError(f"{path}: Cache-Control {cache_control!r}, {len(data)} bytes")
+    say(f"  {path}: {len(data)} bytes, Cache-Control {cache_control}")
+
+
 # --- The SMTP sink --------------------------------------------------------------------
 
 
@@ -239,18 +296,31 @@ def prepare(out: str) -> None:
 
 
 class Browser:
-    """A staff member's browser behind the TLS proxy: cookies, CSRF, the headers.
+    """A staff member's browser: cookies, CSRF, the Origin a form sends.
 
-    Every request carries what nginx adds (X-Forwarded-Proto: https, the client's
-    address in X-Forwarded-For), so the server sees a secure request as in
-    production, and the Origin a browser sends with a form.
+    Given an https:// address it talks to nginx over TLS. Given gunicorn's own
+    http:// address (no nginx on the machine) each request carries what nginx
+    would add (X-Forwarded-Proto: https, X-Forwarded-For, X-Request-ID), so the
+    server sees a secure request as in production.
     """
 
     def __init__(self, base_url: str, session: str):
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname, parts.port
+        self.secure = parts.scheme == "https"
         self.origin = f"https://{parts.netloc}"
-        self.cookies = {"sessionid": session}
+        self.cookies = {"sessionid": session} if session else {}
+
+    def connect(self) -> http.client.HTTPConnection:
+        """Through nginx over TLS (its certificate from DRILL_CA), or to gunicorn."""
+        if self.secure:
+            import ssl
+
+            context = ssl.create_default_context(cafile=os.environ["DRILL_CA"])
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=60, context=context
+            )
+        return http.client.HTTPConnection(self.host, self.port, timeout=60)
 
     def request(
         self,
@@ -260,13 +330,17 @@ class Browser:
         content_type: str = "",
         expect: tuple[int, ...] = (200,),
     ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
-        headers = {
-            "X-Forwarded-Proto": "https",
-            "X-Forwarded-For": "203.0.113.7",
-            "X-Request-ID": f"drill-{uuid.uuid4().hex[:12]}",
-            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-        }
+        connection = self.connect()
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if not self.secure:
+            # No nginx on this machine: what it would add.
+            headers.update(
+                {
+                    "X-Forwarded-Proto": "https",
+                    "X-Forwarded-For": "203.0.113.7",
+                    "X-Request-ID": f"drill-{uuid.uuid4().hex[:12]}",
+                }
+            )
         if method == "POST":
             headers["Origin"] = self.origin
             headers["Referer"] = self.origin + path
@@ -464,7 +538,7 @@ def up(base_url: str) -> None:
     def check():
         try:
             return browser.request("GET", "/health/", expect=(200,))
-        except OSError:
+        except (OSError, DrillError):  # not up yet, or nginx's 502 meanwhile
             return None
 
     poll("gunicorn's /health/", check, 30)
@@ -558,6 +632,8 @@ COMMANDS = {
     "envfile": envfile,
     "exports": exports,
     "commands": commands,
+    "nginx": nginx,
+    "static": static,
     "sink": sink,
     "prepare": prepare,
     "import": import_customers,

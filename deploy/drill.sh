@@ -7,17 +7,19 @@
 # `manage.py check --deploy`, migrate, collectstatic, the first superuser; then the
 # Procfile's processes, whose command lines are checked to be the systemd units':
 # gunicorn with deploy/gunicorn.conf.py, worker "imports" (-Q imports,default),
-# worker "campaigns" (-Q campaigns,segments) and beat. A customers CSV goes through
+# worker "campaigns" (-Q campaigns,segments) and beat, and nginx with
+# deploy/nginx/kartoteka.conf when nginx is installed. A customers CSV goes through
 # the import wizard over HTTP, a campaign is sent from its page to a real SMTP
-# server, and the workers' logs must show each job on its own worker; /ready/ must
-# see beat's heartbeat taken by a worker. Then the processes stop as in an upgrade
-# (web, workers drained with TERM, beat last), and the backup drill: pg_dump -Fc,
-# pg_restore into a second database, the same row count in every table, and no
-# migration missing there.
+# server, and the workers' logs must show each job on its own worker; beat's
+# heartbeat must run on the default queue and /ready/ answer 200. Then the
+# processes stop as in an upgrade (web, workers drained with TERM, beat last), and
+# the backup drill: deploy/backup.sh (pg_dump -Fc), pg_restore into a second
+# database, the same row count in every table, and no migration missing there.
 #
 # Exits non-zero with "DRILL FAILED: ..." on any failure; every process, database
 # and Redis database it used is gone afterwards (its logs are kept on failure).
-#   deploy/drill.sh                 # DRILL_DB, DRILL_REDIS_DB (12) to change names
+#   deploy/drill.sh     # DRILL_DB, DRILL_REDIS_DB (12): other names; DRILL_NGINX=0:
+#                       # straight to gunicorn even where nginx is installed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -133,7 +135,24 @@ PIDS[smtp]=$!
 for _ in $(seq 50); do [ -s "$WORK/sink/port" ] && break; sleep 0.1; done
 [ -s "$WORK/sink/port" ] || fail "the SMTP sink did not start"
 PORT=$(free_port)
-URL="http://127.0.0.1:$PORT"
+# With nginx installed, the browser's requests go through the guide's nginx site
+# over TLS (a self-signed certificate) and probes over plain HTTP; without it,
+# straight to gunicorn with the headers nginx would add.
+NGINX=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
+[ "${DRILL_NGINX:-1}" = 0 ] && NGINX=""
+if [ -n "$NGINX" ] && command -v openssl >/dev/null; then
+    TLS_PORT=$(free_port)
+    HTTP_PORT=$(free_port)
+    SITE="https://127.0.0.1:$TLS_PORT"
+    PROBE="http://127.0.0.1:$HTTP_PORT"
+    echo "  nginx: $SITE (TLS), $PROBE (probes) -> gunicorn 127.0.0.1:$PORT"
+else
+    NGINX=""
+    SITE="http://127.0.0.1:$PORT"
+    PROBE=$SITE
+    echo "  no nginx here: straight to gunicorn at $SITE, with nginx's headers"
+fi
+ORIGIN="https://${SITE#*://}"
 SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(50))')
 "$PY" deploy/drill.py envfile "$ENV_FILE" \
     "SECRET_KEY=$SECRET" "SUPPRESSION_KEY=$SECRET-suppression" \
@@ -141,8 +160,8 @@ SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(50))')
     "CELERY_BROKER_URL=redis://127.0.0.1:6379/$REDIS_DB" \
     "CACHE_URL=redis://127.0.0.1:6379/$CACHE_DB" \
     "ALLOWED_HOSTS=127.0.0.1" \
-    "CSRF_TRUSTED_ORIGINS=https://127.0.0.1:$PORT" \
-    "PUBLIC_URL=https://127.0.0.1:$PORT" \
+    "CSRF_TRUSTED_ORIGINS=$ORIGIN" \
+    "PUBLIC_URL=$ORIGIN" \
     "EMAIL_URL=smtp://127.0.0.1:$(cat "$WORK/sink/port")" \
     "DEFAULT_FROM_EMAIL=Sklep Drill <sklep@drill.example.pl>" \
     "MEDIA_ROOT=$WORK/media" \
@@ -171,32 +190,50 @@ for name in web worker_imports worker_campaigns beat; do
     echo "  $name: $command"
     start "$name" "$command"
 done
-"$PY" deploy/drill.py up "$URL" || fail "gunicorn did not come up"
+if [ -n "$NGINX" ]; then
+    mkdir -p "$WORK/nginx/body" "$WORK/nginx/proxy"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/nginx/key.pem" \
+        -out "$WORK/nginx/cert.pem" 2>/dev/null || fail "openssl could not make a certificate"
+    "$PY" deploy/drill.py nginx "$WORK/nginx" "$ROOT" "$PORT" "$TLS_PORT" "$HTTP_PORT" \
+        || fail "could not adapt deploy/nginx/kartoteka.conf"
+    "$NGINX" -t -q -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" 2>"$WORK/nginx.log" \
+        || fail "nginx -t refuses deploy/nginx/kartoteka.conf: $(cat "$WORK/nginx.log")"
+    setsid "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g "daemon off;" \
+        >>"$WORK/nginx.log" 2>&1 </dev/null &
+    PIDS[nginx]=$!
+    export DRILL_CA="$WORK/nginx/cert.pem"
+    echo "  nginx: deploy/nginx/kartoteka.conf (ports, certificate and paths adapted)"
+fi
+"$PY" deploy/drill.py up "$PROBE" || fail "gunicorn did not come up"
 HOST=$(hostname)
-(
-    cd "$ROOT" && eval "$("$PY" deploy/drill.py exports "$ENV_FILE")" && export ENV_FILE
-    for _ in $(seq 30); do
-        replies=$("$ROOT/.venv/bin/celery" --app config inspect ping --timeout 2 \
-            --destination "imports@$HOST,campaigns@$HOST" 2>/dev/null || true)
-        if grep -q "imports@$HOST" <<<"$replies" && grep -q "campaigns@$HOST" <<<"$replies"; then
-            exit 0
-        fi
-        sleep 1
-    done
-    exit 1
-) || fail "the workers imports@$HOST and campaigns@$HOST do not answer a ping"
+# The guide's check: `env ENV_FILE=... .venv/bin/celery --app config inspect ping`.
+for attempt in $(seq 30); do
+    replies=$(env -i PATH=/usr/bin:/bin HOME="$WORK" ENV_FILE="$ENV_FILE" \
+        "$ROOT/.venv/bin/celery" --app config inspect ping --timeout 2 \
+        --destination "imports@$HOST,campaigns@$HOST" 2>&1 || true)
+    if grep -q "imports@$HOST: OK" <<<"$replies" && grep -q "campaigns@$HOST: OK" <<<"$replies"; then
+        break
+    fi
+    [ "$attempt" = 30 ] && fail "the workers imports@$HOST and campaigns@$HOST do not answer a ping: $replies"
+    sleep 1
+done
+echo "  imports@$HOST and campaigns@$HOST answer a ping"
 alive
 
 export ENV_FILE
 eval "$("$PY" deploy/drill.py exports "$ENV_FILE")"
 
+step "static files (collectstatic, $([ -n "$NGINX" ] && echo nginx || echo WhiteNoise))"
+"$PY" deploy/drill.py static "$SITE" || fail "the static files are not served"
+
 step "a staff session (with the second factor), then an import over HTTP"
 "$PY" deploy/drill.py prepare "$WORK/state.json"
-"$PY" deploy/drill.py import "$URL" "$WORK/state.json" || fail "the import did not run"
+"$PY" deploy/drill.py import "$SITE" "$WORK/state.json" || fail "the import did not run"
 alive
 
 step "a campaign sent from its page to the SMTP server"
-"$PY" deploy/drill.py campaign "$URL" "$WORK/state.json" "$WORK/sink" \
+"$PY" deploy/drill.py campaign "$SITE" "$WORK/state.json" "$WORK/sink" \
     || fail "the campaign did not arrive"
 alive
 
@@ -208,11 +245,12 @@ step "each job ran on its own worker"
     campaigns.tasks.campaign_send_task || fail "a job ran on the wrong worker"
 
 step "beat's heartbeat taken from the default queue: /ready/"
-"$PY" deploy/drill.py ready "$URL" "$WORK/worker_imports.log" 100 \
+"$PY" deploy/drill.py ready "$PROBE" "$WORK/worker_imports.log" 100 \
     || fail "beat's heartbeat did not run, or /ready/ did not answer 200"
 alive
 
 step "stop as an upgrade does: web, the workers drained with TERM, beat last"
+stop nginx 10 || true
 stop web 45 || fail "gunicorn did not stop on TERM"
 stop worker_imports 60 || fail "worker imports did not drain on TERM"
 stop worker_campaigns 60 || fail "worker campaigns did not drain on TERM"
@@ -220,11 +258,13 @@ stop beat 30 || fail "beat did not stop on TERM"
 grep -q '"level": "ERROR"\|Traceback' "$WORK"/worker_*.log "$WORK/web.log" \
     && fail "errors in the logs: $(grep -l '"level": "ERROR"\|Traceback' "$WORK"/*.log | tr '\n' ' ')"
 
-step "backup: pg_dump -Fc, restore into $RESTORED, compare"
-pg_dump "${PG[@]}" --format=custom --file="$WORK/$DB.dump" "$DB" || fail "pg_dump failed"
-pg_restore --list "$WORK/$DB.dump" >/dev/null || fail "the dump does not read back"
+step "backup (deploy/backup.sh: pg_dump -Fc), restore into $RESTORED, compare"
+DUMP=$(PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE="$DB" \
+    BACKUP_DIR="$WORK/backups" BACKUP_KEEP_DAYS=14 deploy/backup.sh) \
+    || fail "deploy/backup.sh failed"
+echo "  $(basename "$DUMP"): $(du -h "$DUMP" | cut -f1)"
 psql "${PG[@]}" -q -c "CREATE DATABASE $RESTORED" postgres >/dev/null
-pg_restore "${PG[@]}" --no-owner --exit-on-error --dbname="$RESTORED" "$WORK/$DB.dump" \
+pg_restore "${PG[@]}" --no-owner --exit-on-error --dbname="$RESTORED" "$DUMP" \
     || fail "pg_restore failed"
 "$PY" deploy/drill.py counts "postgresql://postgres@127.0.0.1:5432/$DB" \
     "postgresql://postgres@127.0.0.1:5432/$RESTORED" || fail "the restore differs"

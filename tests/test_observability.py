@@ -203,6 +203,34 @@ def test_the_heartbeat_task_records_a_heartbeat():
     assert checks.heartbeat_last()["age_seconds"] < 5
 
 
+@pytest.mark.django_db
+def test_beat_sends_a_heartbeat_to_every_queue_and_each_is_kept_apart(
+    client, make_staff, settings
+):
+    from config.celery import QUEUES
+
+    sent = {
+        entry.get("options", {}).get("queue", "default")
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if entry["task"] == checks.worker_heartbeat_task.name
+    }
+    assert sent == set(QUEUES)
+
+    checks.worker_heartbeat_task.apply(routing_key="campaigns")
+    heartbeats = checks.queue_heartbeats()
+    assert heartbeats["campaigns"]["age_seconds"] < 5
+    assert heartbeats["imports"] is None
+    # Only the default queue's heartbeat makes the web ready.
+    assert checks.heartbeat_last() is None
+
+    client.force_login(make_staff("Manager"))
+    html = client.get(reverse("status")).content.decode()
+    row = html.split('data-queue="campaigns"')[1].split("</tr>")[0]
+    assert "text-warning" not in row.split("data-queue-heartbeat")[1][:40]
+    imports = html.split('data-queue="imports"')[1].split("</tr>")[0]
+    assert 'data-queue-heartbeat class="text-warning"' in imports
+
+
 # Task failures ------------------------------------------------------------------
 
 

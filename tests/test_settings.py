@@ -62,3 +62,22 @@ def test_polish_catalogue_is_complete():
     )
     assert "fuzzy" not in result.stderr
     assert "untranslated" not in result.stderr
+
+
+def test_collectstatic_with_the_production_storage(tmp_path, settings):
+    """What a deployment runs: hashed, compressed names for every referenced file.
+
+    The manifest storage follows each file's references (CSS url(), a script's
+    source map comment) and fails on one that is missing.
+    """
+    from django.core.management import call_command
+
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {
+            "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        },
+    }
+    call_command("collectstatic", "--noinput", verbosity=0)
+    assert (tmp_path / "staticfiles.json").exists()

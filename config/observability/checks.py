@@ -21,6 +21,8 @@ from django.db import connection
 from config.observability.logs import request_id_var
 
 HEARTBEAT_CACHE_KEY = "kartoteka:observability:worker-heartbeat"
+# Per queue: the same task, sent by beat to each queue, says which worker took it.
+QUEUE_HEARTBEAT_CACHE_KEY = "kartoteka:observability:queue-heartbeat:{queue}"
 FAILURES_CACHE_KEY = "kartoteka:observability:task-failures"
 # The beat task writes the heartbeat every minute: three missed beats mean no
 # worker takes tasks from the default queue (or beat itself is down).
@@ -32,18 +34,20 @@ EXCEPTION_MAX_CHARS = 500
 BROKER_TIMEOUT_SECONDS = 2.0
 
 
-def heartbeat_record(*, hostname: str = "") -> None:
-    """Note that a worker is alive now."""
-    cache.set(
-        HEARTBEAT_CACHE_KEY,
-        {"at": time.time(), "hostname": hostname},
-        timeout=None,
-    )
+def _default_queue() -> str:
+    return getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", None) or "celery"
 
 
-def heartbeat_last() -> dict | None:
-    """The last heartbeat: ``{"at": datetime, "hostname", "age_seconds"}`` or None."""
-    value = cache.get(HEARTBEAT_CACHE_KEY)
+def heartbeat_record(*, hostname: str = "", queue: str | None = None) -> None:
+    """Note that a worker took a task from ``queue`` (the default queue) now."""
+    value = {"at": time.time(), "hostname": hostname}
+    queue = queue or _default_queue()
+    if queue == _default_queue():
+        cache.set(HEARTBEAT_CACHE_KEY, value, timeout=None)
+    cache.set(QUEUE_HEARTBEAT_CACHE_KEY.format(queue=queue), value, timeout=None)
+
+
+def _heartbeat(value: dict | None) -> dict | None:
     if not value:
         return None
     return {
@@ -53,10 +57,32 @@ def heartbeat_last() -> dict | None:
     }
 
 
-@shared_task(name="config.observability.worker_heartbeat_task", ignore_result=True)
-def worker_heartbeat_task() -> None:
-    """Run by beat every minute: whichever worker takes it proves the queue moves."""
-    heartbeat_record(hostname=worker_heartbeat_task.request.hostname or "")
+def heartbeat_last() -> dict | None:
+    """The default queue's last heartbeat: ``{"at", "hostname", "age_seconds"}``."""
+    return _heartbeat(cache.get(HEARTBEAT_CACHE_KEY))
+
+
+def queue_heartbeats() -> dict[str, dict | None]:
+    """Each queue's last heartbeat (as :func:`heartbeat_last`), or None."""
+    names = queue_names()
+    keys = {QUEUE_HEARTBEAT_CACHE_KEY.format(queue=name): name for name in names}
+    found = cache.get_many(list(keys))
+    return {name: _heartbeat(found.get(key)) for key, name in keys.items()}
+
+
+@shared_task(
+    name="config.observability.worker_heartbeat_task", ignore_result=True, bind=True
+)
+def worker_heartbeat_task(self) -> None:
+    """Run by beat every minute on each queue: whoever takes it proves it moves.
+
+    The default queue's heartbeat is also the readiness check's.
+    """
+    delivery = self.request.delivery_info or {}
+    heartbeat_record(
+        hostname=self.request.hostname or "",
+        queue=delivery.get("routing_key") or None,
+    )
 
 
 @worker_ready.connect

@@ -15,6 +15,7 @@ from config.observability.checks import (
     HEARTBEAT_STALE_SECONDS,
     cache_is_process_local,
     heartbeat_last,
+    queue_heartbeats,
     queue_lengths,
     readiness_checks,
     task_failures_recent,
@@ -79,6 +80,9 @@ class SystemStatusView(StaffPageMixin, TemplateView):
         queues_error = ""
         try:
             queues = queue_lengths()
+            heartbeats = queue_heartbeats()
+            for queue in queues:
+                queue["heartbeat"] = heartbeats.get(queue["name"])
         except Exception as error:  # shown on the page
             queues = []
             queues_error = f"{type(error).__name__}: {error}"[:300]

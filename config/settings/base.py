@@ -15,6 +15,7 @@ from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 from config import embedded
+from config.celery import QUEUES
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -173,6 +174,9 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.clients.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.accounts.views.locked_out"
+# Sign-ins and failures (django-axes' logs: who, when, from where) are kept this
+# many days for security reviews, then deleted every night.
+SIGN_IN_LOG_DAYS = env.int("SIGN_IN_LOG_DAYS", default=90)
 # Reverse proxies in front of the web processes that append the address they saw
 # to X-Forwarded-For (nginx with $proxy_add_x_forwarded_for: 1; a load balancer in
 # front of nginx: 2). 0 (no proxy): the header is the client's word and is ignored.
@@ -416,10 +420,24 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.duplicates_scan_task",
         "schedule": crontab(hour=4, minute=30),
     },
-    # Observability: proves a worker takes tasks from the default queue (/ready/).
+    # Observability: proves a worker takes tasks from each queue (/status/); the
+    # default queue's is also the readiness check's (/ready/).
     "worker-heartbeat": {
         "task": "config.observability.worker_heartbeat_task",
         "schedule": 60.0,
+    },
+    **{
+        f"worker-heartbeat-{queue}": {
+            "task": "config.observability.worker_heartbeat_task",
+            "schedule": 60.0,
+            "options": {"queue": queue},
+        }
+        for queue in QUEUES
+        if queue != CELERY_TASK_DEFAULT_QUEUE
+    },
+    "sign-in-log-prune": {
+        "task": "config.accounts.tasks.sign_in_log_prune_task",
+        "schedule": crontab(hour=3, minute=50),
     },
     "dashboard-rebuild": {
         "task": "segments.tasks.dashboard_rebuild_task",

@@ -176,3 +176,25 @@ def test_client_ip(settings, proxies, remote, forwarded, expected):
     if forwarded:
         request.META["HTTP_X_FORWARDED_FOR"] = forwarded
     assert client_ip(request) == expected
+
+
+def test_sign_in_logs_are_forgotten_after_their_days(make_staff, settings):
+    from axes.models import AccessFailureLog, AccessLog
+    from django.utils import timezone
+
+    from config.accounts.tasks import sign_in_log_prune_task
+
+    user = make_staff("Support")
+    client = StaffClient()
+    _sign_in(client, user.username, "wrong")
+    _sign_in(client, user.username, PASSWORD)
+    assert AccessLog.objects.count() == 1
+    old = timezone.now() - timedelta(days=settings.SIGN_IN_LOG_DAYS + 1)
+    AccessLog.objects.create(username="earlier", attempt_time=old)
+    AccessLog.objects.filter(username="earlier").update(attempt_time=old)
+    AccessFailureLog.objects.create(username="earlier")
+    AccessFailureLog.objects.filter(username="earlier").update(attempt_time=old)
+
+    assert sign_in_log_prune_task() == 2
+    assert list(AccessLog.objects.values_list("username", flat=True)) == [user.username]
+    assert not AccessFailureLog.objects.filter(username="earlier").exists()
