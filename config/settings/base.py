@@ -177,6 +177,9 @@ AXES_LOCKOUT_CALLABLE = "config.accounts.views.locked_out"
 # Sign-ins and failures (django-axes' logs: who, when, from where) are kept this
 # many days for security reviews, then deleted every night.
 SIGN_IN_LOG_DAYS = env.int("SIGN_IN_LOG_DAYS", default=90)
+# The name authenticator apps show beside the username (an installation per shop:
+# "Kartoteka Sklep Example" tells two apart on one phone).
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Kartoteka")
 # Reverse proxies in front of the web processes that append the address they saw
 # to X-Forwarded-For (nginx with $proxy_add_x_forwarded_for: 1; a load balancer in
 # front of nginx: 2). 0 (no proxy): the header is the client's word and is ignored.

@@ -58,7 +58,8 @@ def test_first_sign_in_enrols_the_app_and_shows_recovery_codes_once(make_staff):
     assert 'src="data:image/svg+xml;base64,' in html
     device = TOTPDevice.objects.get(user=user, confirmed=False)
     assert devices.secret_for_typing(device) in html
-    assert "otpauth://totp/" in device.config_url
+    assert device.config_url.startswith("otpauth://totp/Kartoteka%3A")
+    assert "issuer=Kartoteka" in device.config_url
 
     wrong = client.post(page.request["PATH_INFO"], {"code": "000000"})
     assert wrong.status_code == 200
