@@ -32,12 +32,15 @@ def client_ip(request: Any) -> str | None:
         # the nearest proxy's own address is the only one known to be true.
         if len(forwarded) >= proxies:
             address = forwarded[-proxies]
-    return _valid(address)
+    return valid_ip(address)
 
 
-def _valid(address: str | None) -> str | None:
+def valid_ip(value: str | None) -> str | None:
+    """The address if it is one (normalised), else None: odd input breaks nothing."""
+    if not value:
+        return None
     try:
-        return str(ipaddress.ip_address(address)) if address else None
+        return str(ipaddress.ip_address(value.strip()))
     except ValueError:
         return None
 

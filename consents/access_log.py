@@ -9,7 +9,6 @@ not import it.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,20 +16,11 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.clients import valid_ip
 from consents.models import AccessLog
 from customers.models import ApiKey, Customer
 
 PURPOSE_MAX_LENGTH = AccessLog._meta.get_field("purpose").max_length
-
-
-def _valid_ip(value: str | None) -> str | None:
-    """The address if it is one; an odd REMOTE_ADDR must not break the page."""
-    if not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        return None
 
 
 def access_log_record(
@@ -67,7 +57,8 @@ def access_log_record(
         return 0
     at = timezone.now()
     user = user if getattr(user, "is_authenticated", False) else None
-    ip_address = _valid_ip(ip_address)
+    # An odd REMOTE_ADDR must not break the page.
+    ip_address = valid_ip(ip_address)
     purpose = (purpose or "")[:PURPOSE_MAX_LENGTH]
     # One multi-row INSERT is atomic by itself: no transaction (or savepoint) needed.
     AccessLog.objects.bulk_create(
